@@ -78,7 +78,9 @@ def create_token(
     return jwt.encode(payload, secret, algorithm=algorithm), claims
 
 
-def decode_token(token: str, expected_type: TokenType, *, secret: str, algorithm: str) -> TokenClaims:
+def decode_token(
+    token: str, expected_type: TokenType, *, secret: str, algorithm: str
+) -> TokenClaims:
     try:
         payload = jwt.decode(
             token,

@@ -21,7 +21,7 @@ class RefreshToken(SQLModel, table=True):
 class TokenPair(SQLModel):
     access_token: str
     refresh_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int  # seconds until the access token expires
 
 
