@@ -1,0 +1,36 @@
+"""Fixtures for the template's tests. Layers, selectable by marker:
+
+  (no marker)  render and inspect every file; seconds.
+  slow         install the rendered service and run its tools, suite and server; minutes.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_copie.plugin import Copie
+
+from harness import render, run, uv
+
+
+@pytest.fixture(scope="session")
+def default_project(copie_session: Copie) -> Path:
+    """The default render (sqlite + jwt + uv), shared by the render-level tests."""
+    result = copie_session.copy(extra_answers={})
+    assert result.exit_code == 0, result.exception
+    assert result.project_dir is not None
+    return result.project_dir
+
+
+@pytest.fixture(scope="session")
+def installed_default_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The default render, as a git repository, with its dependencies installed by uv."""
+    project = render(tmp_path_factory.mktemp("installed") / "my-service")
+    run(["git", "init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "render"],
+        project,
+    )
+    run([uv(), "sync", "--quiet"], project)
+    yield project
