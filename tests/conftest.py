@@ -1,10 +1,9 @@
 """Fixtures for the template's tests. Layers, selectable by marker:
 
-  (no marker)  render and inspect every file; seconds.
-  slow         install the rendered service and run its tools, suite and server; minutes.
+(no marker)  render and inspect every file; seconds.
+slow         install the rendered service and run its tools, suite and server; minutes.
 """
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ def default_project(copie_session: Copie) -> Path:
 
 
 @pytest.fixture(scope="session")
-def installed_default_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def installed_default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default render, as a git repository, with its dependencies installed by uv."""
     project = render(tmp_path_factory.mktemp("installed") / "my-service")
     run(["git", "init", "-q"], project)
@@ -33,4 +32,4 @@ def installed_default_project(tmp_path_factory: pytest.TempPathFactory) -> Itera
         project,
     )
     run([uv(), "sync", "--quiet"], project)
-    yield project
+    return project

@@ -46,7 +46,7 @@ def run(
     full_env = {**os.environ, **(env or {})}
     # The render's tools must use the render's own environment, not the template's.
     full_env.pop("VIRTUAL_ENV", None)
-    completed = subprocess.run(  # noqa: S603 - commands are fixed by the tests
+    completed = subprocess.run(
         list(command),
         cwd=cwd,
         env=full_env,
@@ -58,7 +58,8 @@ def run(
     if completed.returncode != 0:
         pytest.fail(
             f"`{' '.join(command)}` exited {completed.returncode} in {cwd}\n"
-            f"--- stdout ---\n{completed.stdout[-20000:]}\n--- stderr ---\n{completed.stderr[-20000:]}",
+            f"--- stdout ---\n{completed.stdout[-20000:]}\n"
+            f"--- stderr ---\n{completed.stderr[-20000:]}",
             pytrace=False,
         )
     return completed
@@ -89,5 +90,3 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: floa
         except OSError:
             time.sleep(0.2)
     pytest.fail(f"nothing served {url} within {timeout} s")
-
-

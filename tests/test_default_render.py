@@ -1,4 +1,4 @@
-"""The default service (sqlite + jwt + uv): rendered, linted, installed, tested, migrated, served."""
+"""The default service (sqlite + jwt + uv): rendered, linted, installed, tested, served."""
 
 import json
 import re
@@ -27,7 +27,8 @@ def _text_files(project: Path) -> list[Path]:
 
 def test_no_jinja_residue_is_left(default_project: Path) -> None:
     for path in project_paths(default_project):
-        assert "{{" not in path.name and "{%" not in path.name, path
+        assert "{{" not in path.name, path
+        assert "{%" not in path.name, path
     for path in _text_files(default_project):
         text = path.read_text()
         # GitHub Actions expressions (${{ ... }}) are the only legitimate double braces.
@@ -61,7 +62,8 @@ def test_the_layout_gives_each_concern_its_module(default_project: Path) -> None
         assert (package / module).is_file(), module
     versions = list((default_project / "migrations" / "versions").glob("*.py"))
     assert len(versions) == 1
-    assert re.fullmatch(r"\d{4}_\d{2}_\d{2}_\d{4}-[0-9a-f]{12}_initial_schema\.py", versions[0].name)
+    date_prefixed = r"\d{4}_\d{2}_\d{2}_\d{4}-[0-9a-f]{12}_initial_schema\.py"
+    assert re.fullmatch(date_prefixed, versions[0].name)
     assert "import sqlmodel" in (default_project / "migrations" / "script.py.mako").read_text()
 
 
@@ -124,7 +126,9 @@ def test_the_rendered_suite_passes_with_coverage(installed_default_project: Path
 
 
 @pytest.mark.slow
-def test_migrations_upgrade_check_and_downgrade(installed_default_project: Path, tmp_path: Path) -> None:
+def test_migrations_upgrade_check_and_downgrade(
+    installed_default_project: Path, tmp_path: Path
+) -> None:
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"}
     run([uv(), "run", "alembic", "upgrade", "head"], installed_default_project, env=env)
     run([uv(), "run", "alembic", "check"], installed_default_project, env=env)
@@ -171,7 +175,7 @@ def test_the_service_serves_the_whole_flow_over_http(
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
-        server = subprocess.Popen(  # noqa: S603
+        server = subprocess.Popen(
             [uv(), "run", "fastapi", "run", "--host", "127.0.0.1", "--port", str(port)],
             cwd=installed_default_project,
             env={**_clean_env(), **env},

@@ -36,15 +36,17 @@ REFUSED = [
     ({"package_manager": "pip"}, "package_manager=pip is not available yet"),
     ({"package_manager": "conda"}, "'conda' is not in"),
     ({"cors_origins": "*"}, 'cors_origins must not contain "*"'),
-    ({"cors_origins": "http://ok.example, https://app.example/"}, 'entry "https://app.example/" is invalid'),
+    ({"cors_origins": "http://ok.example, https://a.example/"}, 'entry "https://a.example/" is'),
     ({"cors_origins": "localhost:3000"}, 'entry "localhost:3000" is invalid'),
     ({"ci": "gitlab"}, "'gitlab' is not in"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("answers", "message"), REFUSED, ids=[f"{next(iter(a))}={next(iter(a.values()))!r}" for a, _ in REFUSED]
-)
+def _case_id(answers: dict[str, object]) -> str:
+    return ",".join(f"{name}={value!r}" for name, value in answers.items())
+
+
+@pytest.mark.parametrize(("answers", "message"), REFUSED, ids=[_case_id(a) for a, _ in REFUSED])
 def test_a_bad_answer_is_refused_before_anything_is_written(
     copie: Copie, answers: dict[str, object], message: str
 ) -> None:
