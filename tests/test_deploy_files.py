@@ -1,0 +1,342 @@
+"""Deployment files: the Docker files (`docker`) and the GitHub Actions workflow (`ci`).
+
+Render-only: the files are linted with the real tools from the template's dev environment
+(hadolint, actionlint with shellcheck, check-jsonschema's vendored Compose and workflow
+schemas). No image is built, since there is no Docker engine in the test environment.
+"""
+
+import fnmatch
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from pytest_copie.plugin import Copie
+
+from harness import run
+
+DOCKER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
+WORKFLOW = Path(".github/workflows/ci.yml")
+# The answers file records `docker: false` and `ci: none` by design; nothing else may mention them.
+ANSWERS_FILE = ".copier-answers.yml"
+
+
+def _render(copie: Copie, **answers: object) -> Path:
+    result = copie.copy(extra_answers=answers)
+    assert result.exit_code == 0, result.exception
+    assert result.project_dir is not None
+    return result.project_dir
+
+
+@pytest.fixture(scope="module")
+def docker_and_ci(copie_session: Copie) -> Path:
+    return _render(copie_session, docker=True, ci="github")
+
+
+@pytest.fixture(scope="module")
+def ci_without_docker(copie_session: Copie) -> Path:
+    return _render(copie_session, docker=False, ci="github")
+
+
+@pytest.fixture(scope="module")
+def docker_without_ci(copie_session: Copie) -> Path:
+    return _render(copie_session, docker=True, ci="none")
+
+
+def _tool(name: str) -> str:
+    """A linter installed by the template's dev dependencies (next to this interpreter)."""
+    candidate = Path(sys.executable).with_name(name)
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    assert found, f"{name} is missing: run `uv sync` in the template repository"
+    return found
+
+
+def _hadolint(dockerfile: Path) -> None:
+    # Any finding, down to "info", fails.
+    run(
+        [_tool("hadolint"), "--no-color", "--failure-threshold", "info", str(dockerfile)],
+        dockerfile.parent,
+    )
+
+
+def _actionlint(workflow: Path) -> None:
+    # shellcheck is passed explicitly so that the `run:` scripts are always checked.
+    run(
+        [_tool("actionlint"), "-no-color", "-shellcheck", _tool("shellcheck"), str(workflow)],
+        workflow.parent,
+    )
+
+
+def _check_schema(schema: str, path: Path) -> None:
+    run([_tool("check-jsonschema"), "--builtin-schema", schema, str(path)], path.parent)
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    pairs = []
+    for line in logical.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            keyword, _, rest = stripped.partition(" ")
+            pairs.append((keyword.upper(), rest.strip()))
+    return pairs
+
+
+def _text_files(project: Path) -> list[Path]:
+    return [
+        path
+        for path in sorted(project.rglob("*"))
+        if path.is_file() and path.name != ANSWERS_FILE and ".git" not in path.parts
+    ]
+
+
+# ------------------------------------------------------------------ docker=true ---
+
+
+def test_docker_renders_the_dockerfile_dockerignore_and_compose(docker_and_ci: Path) -> None:
+    for name in DOCKER_FILES:
+        assert (docker_and_ci / name).is_file(), name
+
+
+def test_dockerfile_passes_hadolint(docker_and_ci: Path) -> None:
+    _hadolint(docker_and_ci / "Dockerfile")
+
+
+def test_dockerfile_installs_the_lock_with_uv_and_runs_unprivileged(docker_and_ci: Path) -> None:
+    steps = _instructions(docker_and_ci / "Dockerfile")
+    stages = [args for keyword, args in steps if keyword == "FROM"]
+    assert stages[-1] == "python:3.11-slim AS runtime", stages
+    assert any(stage.startswith("python:3.11-slim AS builder") for stage in stages), stages
+
+    runs = [args for keyword, args in steps if keyword == "RUN"]
+    installs = [args for args in runs if "uv sync" in args]
+    assert installs, runs
+    for install in installs:
+        assert "--mount=type=cache,target=/root/.cache/uv" in install, install
+        assert "--locked" in install, install
+        assert "--no-dev" in install, install
+    assert ("COPY", "pyproject.toml uv.lock* ./") in steps
+    env = " ".join(args for keyword, args in steps if keyword == "ENV")
+    assert "UV_PROJECT_ENVIRONMENT=/app/.venv" in env, env
+    assert ("COPY", "--from=builder /app/.venv /app/.venv") in steps
+
+    users = [args for keyword, args in steps if keyword == "USER"]
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in {"0", "root"}, users
+    assert ("EXPOSE", "8000") in steps
+
+    healthchecks = [args for keyword, args in steps if keyword == "HEALTHCHECK"]
+    assert len(healthchecks) == 1, healthchecks
+    assert "urllib.request" in healthchecks[0], healthchecks
+    assert "http://127.0.0.1:8000/health'" in healthchecks[0], healthchecks
+    assert "curl" not in healthchecks[0], healthchecks
+
+    cmd = [args for keyword, args in steps if keyword == "CMD"][-1]
+    assert cmd == '["fastapi", "run", "--host", "0.0.0.0", "--port", "8000"]', cmd
+    assert "WEB_CONCURRENCY=" in env, env
+
+
+def test_sqlite_file_lives_in_a_directory_the_app_user_owns(docker_and_ci: Path) -> None:
+    steps = _instructions(docker_and_ci / "Dockerfile")
+    env = " ".join(args for keyword, args in steps if keyword == "ENV")
+    url = re.search(r"DATABASE_URL=(\S+)", env)
+    assert url, env
+    assert url.group(1) == "sqlite+aiosqlite:////app/data/my_service.db", url.group(1)
+    user = [args for keyword, args in steps if keyword == "USER"][-1]
+    assert ("RUN", f"mkdir /app/data && chown {user} /app/data") in steps, steps
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out_but_not_the_build_inputs(
+    docker_and_ci: Path,
+) -> None:
+    patterns = [
+        line.strip().rstrip("/")
+        for line in (docker_and_ci / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        return any(fnmatch.fnmatch(path, pattern) for pattern in patterns)
+
+    for path in (
+        ".venv",
+        ".env",
+        "my_service.db",
+        "my_service.db-wal",
+        ".git",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        "src/my_service/__pycache__",
+        "src/my_service/main.cpython-311.pyc",
+    ):
+        assert ignored(path), f"{path} would be sent to the Docker build"
+    # What the Dockerfile copies must stay in the build context.
+    for path in ("pyproject.toml", "uv.lock", "README.md", "src", "alembic.ini", "migrations"):
+        assert not ignored(path), f"{path} is excluded but the Dockerfile needs it"
+
+
+def test_compose_file_matches_the_compose_spec(docker_and_ci: Path) -> None:
+    _check_schema("vendor.compose-spec", docker_and_ci / "compose.yaml")
+
+
+def test_compose_runs_migrations_then_serves_with_data_in_a_volume(docker_and_ci: Path) -> None:
+    compose = yaml.safe_load((docker_and_ci / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"migrate", "app"}, services
+    assert set(compose["volumes"]) == {"data"}
+
+    for name, service in services.items():
+        assert service["build"] == ".", name
+        assert service["env_file"] == ".env", name
+        assert "data:/app/data" in service["volumes"], name
+        url = service["environment"]["DATABASE_URL"]
+        assert url == "sqlite+aiosqlite:////app/data/my_service.db", (name, url)
+
+    assert services["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    app = services["app"]
+    assert app["ports"] == ["8000:8000"]
+    assert app["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    healthcheck = app["healthcheck"]
+    assert healthcheck["test"][0] == "CMD", healthcheck
+    assert "http://127.0.0.1:8000/health'" in healthcheck["test"][-1], healthcheck
+    for key in ("interval", "timeout", "retries"):
+        assert key in healthcheck, key
+
+
+def test_readme_documents_docker(docker_and_ci: Path) -> None:
+    readme = (docker_and_ci / "README.md").read_text()
+    assert "\n## Docker\n" in readme
+    for command in (
+        "docker compose up --build",
+        "docker compose run --rm migrate",
+        "docker build -t my-service .",
+        "-e SECRET_KEY",
+    ):
+        assert command in readme, command
+
+
+def test_docker_false_leaves_no_docker_files_and_no_mention(ci_without_docker: Path) -> None:
+    for name in DOCKER_FILES:
+        assert not (ci_without_docker / name).exists(), name
+    mention = re.compile(r"docker|\bcompose\b", re.IGNORECASE)
+    for path in _text_files(ci_without_docker):
+        found = mention.search(path.read_text())
+        assert found is None, f"{path.relative_to(ci_without_docker)} mentions {found.group()!r}"
+
+
+# ------------------------------------------------------------------ ci=github ---
+
+
+def test_ci_github_renders_a_workflow_that_passes_actionlint(docker_and_ci: Path) -> None:
+    assert (docker_and_ci / WORKFLOW).is_file()
+    _actionlint(docker_and_ci / WORKFLOW)
+
+
+def test_ci_workflow_matches_the_github_workflow_schema(docker_and_ci: Path) -> None:
+    _check_schema("vendor.github-workflows", docker_and_ci / WORKFLOW)
+
+
+def test_ci_workflow_runs_the_readme_checks_on_the_chosen_python(docker_and_ci: Path) -> None:
+    workflow = yaml.safe_load((docker_and_ci / WORKFLOW).read_text())
+    # PyYAML reads the bare key `on` as the boolean True.
+    triggers = workflow[True]
+    assert set(triggers) == {"push", "pull_request"}, triggers
+
+    steps = workflow["jobs"]["test"]["steps"]
+    uses = [step["uses"] for step in steps if "uses" in step]
+    assert {use.split("@")[0] for use in uses} == {"actions/checkout", "astral-sh/setup-uv"}
+    for use in uses:
+        assert re.fullmatch(r"[\w-]+/[\w-]+@v\d+", use), f"{use} is not pinned to a major version"
+    setup_uv = next(step for step in steps if step.get("uses", "").startswith("astral-sh/"))
+    assert setup_uv["with"] == {"python-version": "3.11", "enable-cache": True}
+
+    commands = [
+        line.strip() for step in steps for line in step.get("run", "").splitlines() if line.strip()
+    ]
+    assert commands == [
+        "uv sync --locked",
+        "uv run ruff format --check .",
+        "uv run ruff check .",
+        "uv run mypy",
+        "uv run alembic upgrade head",
+        "uv run alembic check",
+        "uv run pytest",
+    ]
+
+    migrations = next(step for step in steps if "alembic upgrade head" in step.get("run", ""))
+    assert len(migrations["env"]["SECRET_KEY"]) >= 32
+    assert "ci-only" in migrations["env"]["SECRET_KEY"]
+    assert migrations["env"]["DATABASE_URL"].startswith("sqlite+aiosqlite:///${{ runner.temp }}/")
+
+
+def test_readme_mentions_ci_only_when_it_is_rendered(
+    docker_and_ci: Path, docker_without_ci: Path
+) -> None:
+    assert (
+        "GitHub Actions (`.github/workflows/ci.yml`)" in (docker_and_ci / "README.md").read_text()
+    )
+    assert "## Docker" in (docker_without_ci / "README.md").read_text()
+
+
+def test_ci_none_leaves_no_github_directory_and_no_mention(docker_without_ci: Path) -> None:
+    assert not (docker_without_ci / ".github").exists()
+    mention = re.compile(r"github actions|workflow|\.github", re.IGNORECASE)
+    for path in _text_files(docker_without_ci):
+        found = mention.search(path.read_text())
+        assert found is None, f"{path.relative_to(docker_without_ci)} mentions {found.group()!r}"
+
+
+# ------------------------------------------------------------- python_version ---
+
+
+def test_image_and_ci_use_the_chosen_python_version(copie: Copie) -> None:
+    project = _render(copie, python_version="3.13")
+    stages = [args for keyword, args in _instructions(project / "Dockerfile") if keyword == "FROM"]
+    assert [stage.split()[0] for stage in stages if stage.startswith("python:")] == [
+        "python:3.13-slim",
+        "python:3.13-slim",
+    ], stages
+    workflow = yaml.safe_load((project / WORKFLOW).read_text())
+    setup_uv = next(
+        step
+        for step in workflow["jobs"]["test"]["steps"]
+        if step.get("uses", "").startswith("astral-sh/setup-uv")
+    )
+    assert setup_uv["with"]["python-version"] == "3.13"
+
+
+# ---------------------------------------------------- the linters really lint ---
+
+
+@pytest.mark.parametrize(
+    ("path", "old", "new"),
+    [
+        # hadolint DL3002: the last USER must not be root.
+        ("Dockerfile", "\nEXPOSE 8000\n", "\nUSER root\nEXPOSE 8000\n"),
+        # actionlint: `runner.tmp` is not a property of the runner context.
+        (str(WORKFLOW), "runner.temp", "runner.tmp"),
+        # shellcheck through actionlint (SC2086): an unquoted variable.
+        (str(WORKFLOW), "run: uv run pytest", "run: uv run pytest $PYTEST_ARGS"),
+        # The Compose schema: an unknown service key.
+        ("compose.yaml", "    restart: unless-stopped\n", "    restart_policy: always\n"),
+    ],
+)
+def test_linters_reject_a_broken_file(
+    docker_and_ci: Path, tmp_path: Path, path: str, old: str, new: str
+) -> None:
+    """Guards the checks above: each linter, as invoked here, fails on a known mistake."""
+    text = (docker_and_ci / path).read_text()
+    assert old in text
+    broken = tmp_path / Path(path).name
+    broken.write_text(text.replace(old, new, 1))
+    lint = {
+        "Dockerfile": _hadolint,
+        "compose.yaml": lambda file: _check_schema("vendor.compose-spec", file),
+        "ci.yml": _actionlint,
+    }[broken.name]
+    with pytest.raises(pytest.fail.Exception):
+        lint(broken)
