@@ -26,8 +26,6 @@ REFUSED = [
     ({"author_email": "a@b"}, 'author_email "a@b" is not a valid email'),
     ({"python_version": "3.9"}, "'3.9' is not in"),
     ({"database": "oracle"}, "'oracle' is not in"),
-    ({"database": "postgresql"}, "database=postgresql is not available yet"),
-    ({"database": "mysql"}, "database=mysql is not available yet"),
     ({"auth": "api_key"}, "auth=api_key is not available yet"),
     ({"auth": "none"}, "auth=none is not available yet"),
     ({"auth": "oauth"}, "'oauth' is not in"),

@@ -4,17 +4,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import SQLModel
 
-# Deterministic constraint names keep migrations identical on every database.
+# Deterministic constraint names keep migrations identical on every database. Primary keys
+# are left to each database's own naming: MySQL ignores (and warns about) a name there.
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
     "ck": "ck_%(table_name)s_%(constraint_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
 }
 
 
@@ -26,7 +27,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC in Python.
 
     PostgreSQL stores the zone; SQLite and MySQL store naive UTC, and the zone is
-    put back on read. Naive datetimes are refused rather than guessed at.
+    put back on read. MySQL keeps microseconds (DATETIME(6)) like the others.
+    Naive datetimes are refused rather than guessed at.
     """
 
     impl = DateTime(timezone=True)
@@ -34,6 +36,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def __init__(self) -> None:
         super().__init__()
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in {"mysql", "mariadb"}:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(self.impl_instance)
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
