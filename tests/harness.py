@@ -1,13 +1,21 @@
 """Helpers for the template's tests: render with Copier, run the render's own tools, serve it."""
 
+import contextlib
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import copier
 import pytest
@@ -65,6 +73,19 @@ def run(
     return completed
 
 
+def run_failing(
+    command: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command that must fail; return its output for the test to inspect."""
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("VIRTUAL_ENV", None)
+    completed = subprocess.run(
+        list(command), cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
+    )
+    assert completed.returncode != 0, f"`{' '.join(command)}` succeeded:\n{completed.stdout}"
+    return completed
+
+
 def uv() -> str:
     """The uv that the template's own environment installed."""
     candidate = Path(sys.executable).with_name("uv")
@@ -90,3 +111,116 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: floa
         except OSError:
             time.sleep(0.2)
     pytest.fail(f"nothing served {url} within {timeout} s")
+
+
+@dataclass
+class Served:
+    base_url: str
+    log: str = ""
+
+
+@contextlib.contextmanager
+def serve(project: Path, env: Mapping[str, str]) -> Iterator[Served]:
+    """Serve a render with `fastapi run` on a free loopback port; stop it on the way out."""
+    port = free_port()
+    served = Served(f"http://127.0.0.1:{port}")
+    full_env = {**os.environ, "LOG_FORMAT": "json", **env}
+    full_env.pop("VIRTUAL_ENV", None)
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            [uv(), "run", "fastapi", "run", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=project,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_serving(f"{served.base_url}/health", server)
+            yield served
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            log.seek(0)
+            served.log = log.read().decode(errors="replace")
+
+
+def call(
+    base: str,
+    method: str,
+    path: str,
+    *,
+    json_body: object = None,
+    form: dict[str, str] | None = None,
+    token: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, dict[str, str], Any]:
+    """One HTTP request with the standard library: (status, lower-cased headers, JSON body)."""
+    all_headers = dict(headers or {})
+    data = None
+    if json_body is not None:
+        data = json.dumps(json_body).encode()
+        all_headers["Content-Type"] = "application/json"
+    elif form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        all_headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(base + path, data=data, headers=all_headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            body = response.read()
+            status, response_headers = response.status, response.headers
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        status, response_headers = error.code, error.headers
+    headers_out = {key.lower(): value for key, value in response_headers.items()}
+    return status, headers_out, json.loads(body) if body else None
+
+
+def exercise_jwt_api(base: str) -> None:
+    """Register, log in, refresh, and create, list and delete items, as a client would."""
+    status, headers, body = call(base, "GET", "/health/ready")
+    assert (status, body) == (200, {"status": "ok", "database": "ok"})
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+    assert float(headers["x-process-time"]) >= 0
+
+    credentials = {"email": "http@example.com", "password": "a long enough password"}
+    status, _, user = call(base, "POST", "/api/v1/auth/register", json_body=credentials)
+    assert status == 201
+    assert isinstance(user, dict)
+    assert "hashed_password" not in user
+    status, _, _ = call(base, "POST", "/api/v1/auth/register", json_body=credentials)
+    assert status == 409
+
+    form = {"username": credentials["email"], "password": credentials["password"]}
+    status, _, tokens = call(base, "POST", "/api/v1/auth/login", form=form)
+    assert status == 200
+    assert isinstance(tokens, dict)
+    status, _, _ = call(base, "POST", "/api/v1/auth/login", form={**form, "password": "wrong"})
+    assert status == 401
+
+    refresh = {"refresh_token": tokens["refresh_token"]}
+    status, _, rotated = call(base, "POST", "/api/v1/auth/refresh", json_body=refresh)
+    assert status == 200
+    assert isinstance(rotated, dict)
+    assert call(base, "POST", "/api/v1/auth/refresh", json_body=refresh)[0] == 401
+    access = rotated["access_token"]
+
+    assert call(base, "GET", "/api/v1/items")[0] == 401
+    status, _, me = call(base, "GET", "/api/v1/users/me", token=access)
+    assert status == 200
+    assert isinstance(me, dict)
+    assert me["id"] == user["id"]
+
+    status, _, item = call(base, "POST", "/api/v1/items", json_body={"title": "t"}, token=access)
+    assert status == 201
+    assert isinstance(item, dict)
+    status, _, listing = call(base, "GET", "/api/v1/items?limit=10", token=access)
+    assert (status, listing) == (200, {"data": [item], "count": 1})
+    assert call(base, "POST", "/api/v1/items", json_body={"title": ""}, token=access)[0] == 422
+    assert call(base, "DELETE", f"/api/v1/items/{item['id']}", token=access)[0] == 204
+    assert call(base, "GET", f"/api/v1/items/{item['id']}", token=access)[0] == 404

@@ -27,7 +27,8 @@ import pytest
 from harness import free_port
 
 USER = "app"
-PASSWORD = "app-password"  # a throwaway server on loopback, gone at the end of the session
+# A throwaway server on loopback, gone at the end of the session.
+PASSWORD = "app-password"  # noqa: S105
 DATABASE = "app"
 
 
@@ -152,7 +153,16 @@ def postgresql_server() -> Iterator[DatabaseServer]:
         start()
         try:
             _check(
-                [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE],
+                [
+                    str(bindir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    USER,
+                    DATABASE,
+                ],
                 "createdb",
                 env={**os.environ, "PGPASSWORD": PASSWORD},
             )

@@ -2,17 +2,13 @@
 
 import json
 import re
-import subprocess
 import tomllib
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from harness import free_port, render, run, uv, wait_until_serving
+from harness import exercise_jwt_api, render, run, serve, uv
 
 TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".mako", ".example", ""}
 
@@ -136,110 +132,14 @@ def test_migrations_upgrade_check_and_downgrade(
     run([uv(), "run", "alembic", "upgrade", "head"], installed_default_project, env=env)
 
 
-def _call(
-    base: str,
-    method: str,
-    path: str,
-    *,
-    json_body: object = None,
-    form: dict[str, str] | None = None,
-    token: str | None = None,
-) -> tuple[int, dict[str, str], object]:
-    headers = {}
-    data = None
-    if json_body is not None:
-        data = json.dumps(json_body).encode()
-        headers["Content-Type"] = "application/json"
-    elif form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(base + path, data=data, headers=headers, method=method)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-            body = response.read()
-            return response.status, dict(response.headers), json.loads(body) if body else None
-    except urllib.error.HTTPError as error:
-        body = error.read()
-        return error.code, dict(error.headers), json.loads(body) if body else None
-
-
 @pytest.mark.slow
 def test_the_service_serves_the_whole_flow_over_http(
     installed_default_project: Path, tmp_path: Path
 ) -> None:
-    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'served.db'}", "LOG_FORMAT": "json"}
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'served.db'}"}
     run([uv(), "run", "alembic", "upgrade", "head"], installed_default_project, env=env)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [uv(), "run", "fastapi", "run", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=installed_default_project,
-            env={**_clean_env(), **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_serving(f"{base}/health", server)
-            _exercise_api(base)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with serve(installed_default_project, env) as server:
+        exercise_jwt_api(server.base_url)
     # The access log is JSON and carries the request id that the client saw.
-    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    lines = [json.loads(line) for line in server.log.splitlines() if line.startswith("{")]
     assert any(line.get("path") == "/api/v1/items" and line.get("request_id") for line in lines)
-
-
-def _clean_env() -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    return env
-
-
-def _exercise_api(base: str) -> None:
-    status, headers, body = _call(base, "GET", "/health/ready")
-    assert (status, body) == (200, {"status": "ok", "database": "ok"})
-    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
-    assert float(headers["x-process-time"]) >= 0
-
-    credentials = {"email": "http@example.com", "password": "a long enough password"}
-    status, _, user = _call(base, "POST", "/api/v1/auth/register", json_body=credentials)
-    assert status == 201
-    assert isinstance(user, dict)
-    assert "hashed_password" not in user
-    status, _, _ = _call(base, "POST", "/api/v1/auth/register", json_body=credentials)
-    assert status == 409
-
-    form = {"username": credentials["email"], "password": credentials["password"]}
-    status, _, tokens = _call(base, "POST", "/api/v1/auth/login", form=form)
-    assert status == 200
-    assert isinstance(tokens, dict)
-    status, _, _ = _call(base, "POST", "/api/v1/auth/login", form={**form, "password": "wrong"})
-    assert status == 401
-
-    refresh = {"refresh_token": tokens["refresh_token"]}
-    status, _, rotated = _call(base, "POST", "/api/v1/auth/refresh", json_body=refresh)
-    assert status == 200
-    assert isinstance(rotated, dict)
-    assert _call(base, "POST", "/api/v1/auth/refresh", json_body=refresh)[0] == 401
-    access = rotated["access_token"]
-
-    assert _call(base, "GET", "/api/v1/items")[0] == 401
-    status, _, me = _call(base, "GET", "/api/v1/users/me", token=access)
-    assert status == 200
-    assert isinstance(me, dict)
-    assert me["id"] == user["id"]
-
-    status, _, item = _call(base, "POST", "/api/v1/items", json_body={"title": "t"}, token=access)
-    assert status == 201
-    assert isinstance(item, dict)
-    status, _, listing = _call(base, "GET", "/api/v1/items?limit=10", token=access)
-    assert (status, listing) == (200, {"data": [item], "count": 1})
-    assert _call(base, "POST", "/api/v1/items", json_body={"title": ""}, token=access)[0] == 422
-    assert _call(base, "DELETE", f"/api/v1/items/{item['id']}", token=access)[0] == 204
-    assert _call(base, "GET", f"/api/v1/items/{item['id']}", token=access)[0] == 404

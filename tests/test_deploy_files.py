@@ -340,3 +340,52 @@ def test_linters_reject_a_broken_file(
     }[broken.name]
     with pytest.raises(pytest.fail.Exception):
         lint(broken)
+
+
+# ------------------------------------------------------------- server databases ---
+
+
+@pytest.mark.parametrize(
+    ("database", "image", "port"),
+    [("postgresql", "postgres:17", 5432), ("mysql", "mariadb:11", 3306)],
+)
+def test_server_databases_get_a_healthy_db_service_before_migrations(
+    copie: Copie, database: str, image: str, port: int
+) -> None:
+    project = _render(copie, database=database, docker=True, ci="github")
+    _hadolint(project / "Dockerfile")
+    _actionlint(project / WORKFLOW)
+    _check_schema("vendor.github-workflows", project / WORKFLOW)
+    job = yaml.safe_load((project / WORKFLOW).read_text())["jobs"]["test"]
+    (service,) = job["services"].values()
+    assert service["image"] == image
+    assert "--health-cmd" in service["options"]
+    assert job["env"]["DATABASE_URL"].startswith(
+        {"postgresql": "postgresql+asyncpg://", "mysql": "mysql+asyncmy://"}[database]
+    )
+    _check_schema("vendor.compose-spec", project / "compose.yaml")
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"db", "migrate", "app"}
+    assert services["db"]["image"] == image
+    assert services["db"]["healthcheck"]["test"]
+    assert services["db"]["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert services["migrate"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert services["app"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"}
+    }
+    for name in ("migrate", "app"):
+        environment = services[name]["environment"]
+        assert environment["DB_HOST"] == "db"
+        assert "DATABASE_URL" not in environment
+        assert "volumes" not in services[name]
+    assert set(compose["volumes"]) == {"db-data"}
+    # The image no longer points at an SQLite file, and has no data directory for one.
+    dockerfile = (project / "Dockerfile").read_text()
+    assert "sqlite" not in dockerfile.lower()
+    assert "/app/data" not in dockerfile
+    # The db service reads the same credentials the app does, from .env.
+    env = (project / ".env").read_text()
+    for variable in ("DB_USER", "DB_PASSWORD", "DB_NAME"):
+        assert f"{variable}=" in env
+        assert f"${{{variable}}}" in (project / "compose.yaml").read_text()

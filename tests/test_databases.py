@@ -1,0 +1,120 @@
+"""The PostgreSQL and MySQL/MariaDB variants, proven on real servers.
+
+Each server is started once per test session by tests/servers.py (throwaway, loopback, free
+port, temporary data directory). Each variant is rendered and installed once; its own suite,
+its migrations and a served instance then run against the server.
+"""
+
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytest_copie.plugin import Copie
+from servers import SERVERS, DatabaseServer
+
+from harness import call, exercise_jwt_api, run, run_failing, serve, uv
+
+DATABASES = ["postgresql", "mysql"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def database(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(scope="module")
+def server(database: str) -> Iterator[DatabaseServer]:
+    with SERVERS[database]() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def project(copie_session: Copie, database: str) -> Path:
+    result = copie_session.copy(extra_answers={"database": database})
+    assert result.exit_code == 0, result.exception
+    assert result.project_dir is not None
+    run([uv(), "sync", "--quiet"], result.project_dir)
+    return result.project_dir
+
+
+def test_lint_and_strict_types_pass(project: Path) -> None:
+    run([uv(), "run", "ruff", "format", "--check", "."], project)
+    run([uv(), "run", "ruff", "check", "."], project)
+    run([uv(), "run", "mypy"], project)
+
+
+def test_only_this_databases_driver_is_a_dependency(project: Path, database: str) -> None:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    names = {
+        re.split(r"[<>=\[]", dependency)[0] for dependency in pyproject["project"]["dependencies"]
+    }
+    drivers = {"postgresql": "asyncpg", "mysql": "asyncmy"}
+    assert drivers[database] in names
+    assert not names & ({"aiosqlite", *drivers.values()} - {drivers[database]})
+
+
+def test_the_rendered_suite_passes_on_the_real_server(
+    project: Path, server: DatabaseServer
+) -> None:
+    result = run(
+        [uv(), "run", "pytest", "-q", "-p", "no:cacheprovider"],
+        project,
+        env={"DATABASE_URL": server.url},
+    )
+    assert "Required test coverage of 90% reached" in result.stdout
+    assert " passed" in result.stdout.splitlines()[-1]
+    assert "failed" not in result.stdout.splitlines()[-1]
+
+
+def test_migrations_upgrade_check_and_downgrade(project: Path, server: DatabaseServer) -> None:
+    env = {"DATABASE_URL": server.url}
+    for _ in range(2):  # twice: a downgrade must leave a database the upgrade can reuse
+        run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
+        run([uv(), "run", "alembic", "check"], project, env=env)
+        run([uv(), "run", "alembic", "downgrade", "base"], project, env=env)
+
+
+def test_migrating_an_unreachable_server_fails_with_one_clear_line(
+    project: Path, database: str
+) -> None:
+    scheme = {"postgresql": "postgresql+asyncpg", "mysql": "mysql+asyncmy"}[database]
+    env = {"DATABASE_URL": f"{scheme}://user:hunter2@127.0.0.1:9/nothing"}
+    completed = run_failing([uv(), "run", "alembic", "upgrade", "head"], project, env)
+    last_line = completed.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("Cannot reach the database at"), completed.stderr
+    assert "127.0.0.1:9" in last_line
+    assert "hunter2" not in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+def test_a_bad_database_url_fails_with_a_clear_message(project: Path) -> None:
+    env = {"DATABASE_URL": "sqlite:///not-this-one.db"}
+    completed = run_failing([uv(), "run", "alembic", "upgrade", "head"], project, env)
+    assert "DATABASE_URL: Value error, this service is built for" in completed.stderr
+
+
+def test_served_over_http_with_readiness_that_follows_the_server(
+    project: Path, server: DatabaseServer
+) -> None:
+    env = {"DATABASE_URL": server.url}
+    run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
+    try:
+        with serve(project, env) as served:
+            exercise_jwt_api(served.base_url)
+            server.stop()
+            try:
+                status, _, body = call(served.base_url, "GET", "/health/ready")
+                assert (status, body) == (503, {"status": "unavailable", "database": "unreachable"})
+                assert call(served.base_url, "GET", "/health")[0] == 200
+            finally:
+                server.start()
+            # The pool notices the restart (pre-ping) and recovers without restarting the app.
+            status, _, body = call(served.base_url, "GET", "/health/ready")
+            assert (status, body) == (200, {"status": "ok", "database": "ok"})
+    finally:
+        run([uv(), "run", "alembic", "downgrade", "base"], project, env=env)
