@@ -1,0 +1,371 @@
+"""`copier update`, proven on template versions built inside the test.
+
+The tests never rely on tags in this clone (CI uses a fresh clone of main). They copy the
+template into a temporary git repository, commit and tag it `1.0.0`, commit a template
+fix and tag it `1.1.0`, and then render, edit, commit and update projects like a user.
+"""
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import copier
+import pytest
+import yaml
+
+from harness import TEMPLATE_ROOT, run, uv
+
+OLD, NEW, PATCH = "1.0.0", "1.1.0", "1.1.1"
+# The template's own files; everything else in this repository is not part of a version.
+TEMPLATE_FILES = ["copier.yml", "template", "copier_migrations"]
+
+# The template fix that 1.1.0 ships, applied to the copied template.
+MIDDLEWARE = Path("template/src/{{package_name}}/core/middleware.py.jinja")
+OLD_LIMIT, NEW_LIMIT = "{1,128}", "{1,200}"
+README = Path("template/README.md.jinja")
+README_OLD = 'Generated from a Copier template; see "Updating from the template" below.'
+README_NEW = 'Generated from the Copier template; see "Updating from the template" below.'
+
+
+def git(cwd: Path, *args: str) -> str:
+    return run(["git", *args], cwd).stdout
+
+
+@pytest.fixture(autouse=True)
+def _git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("GIT_AUTHOR", "GIT_COMMITTER"):
+        monkeypatch.setenv(f"{variable}_NAME", "Template Tests")
+        monkeypatch.setenv(f"{variable}_EMAIL", "tests@example.com")
+
+
+def _replace(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="module")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This template as three versions: 1.0.0, 1.1.0 (a fix and a migration) and 1.1.1."""
+    repo = tmp_path_factory.mktemp("template-versions")
+    for name in TEMPLATE_FILES:
+        source = TEMPLATE_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, repo / name)
+    identity = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, *identity, "commit", "-qm", "template 1.0.0")
+    git(repo, "tag", OLD)
+
+    _replace(repo / MIDDLEWARE, OLD_LIMIT, NEW_LIMIT)
+    _replace(repo / "template/tests/test_middleware.py.jinja", '"x" * 129', '"x" * 201')
+    _replace(repo / README, README_OLD, README_NEW)
+    example = repo / "template/.env.example.jinja"
+    example.write_text(example.read_text() + "\n# New in 1.1.0\nREQUEST_ID_MAX_LENGTH=200\n")
+    git(repo, "add", "-A")
+    git(repo, *identity, "commit", "-qm", "template 1.1.0: longer request ids")
+    git(repo, "tag", NEW)
+
+    _replace(repo / README, README_NEW, README_NEW.replace("below", "further down"))
+    git(repo, "add", "-A")
+    git(repo, *identity, "commit", "-qm", "template 1.1.1: wording")
+    git(repo, "tag", PATCH)
+    return repo
+
+
+def render_at(template: Path, version: str, destination: Path, **answers: object) -> Path:
+    copier.run_copy(
+        str(template),
+        str(destination),
+        data={"project_name": "My Service", **answers},
+        defaults=True,
+        unsafe=True,
+        vcs_ref=version,
+        quiet=True,
+    )
+    git(destination, "init", "-q", "-b", "main")
+    commit_all(destination, "render")
+    return destination
+
+
+def commit_all(project: Path, message: str) -> None:
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", message)
+
+
+def update(project: Path, version: str, **data: object) -> None:
+    copier.run_update(
+        str(project),
+        data=data,
+        defaults=True,
+        overwrite=True,
+        unsafe=True,
+        vcs_ref=version,
+        quiet=True,
+    )
+
+
+def conflict_markers(project: Path) -> list[str]:
+    found = []
+    for path in project.rglob("*"):
+        if path.is_file() and ".git" not in path.parts and ".venv" not in path.parts:
+            text = path.read_text(errors="replace")
+            if re.search(r"^(<<<<<<<|>>>>>>>) ", text, re.MULTILINE):
+                found.append(str(path.relative_to(project)))
+    return found
+
+
+def rejects(project: Path) -> list[Path]:
+    return [path for path in project.rglob("*.rej") if ".venv" not in path.parts]
+
+
+def env_values(project: Path) -> dict[str, str]:
+    lines = (project / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+# --------------------------------------------------------------- user's work ---
+
+PACKAGE = Path("src/my_service")
+REPORTS_ROUTER = """from fastapi import APIRouter
+
+from my_service.api.deps import CurrentUser
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+@router.get("/summary")
+async def summary(current_user: CurrentUser) -> dict[str, str]:
+    return {"owner": current_user.email}
+"""
+NOTE_MODEL = """import uuid
+
+from sqlmodel import Field, SQLModel
+
+
+class Note(SQLModel, table=True):
+    __tablename__ = "notes"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    body: str = Field(max_length=500)
+"""
+REPORTS_TEST = """import httpx
+
+
+async def test_the_summary_names_the_owner(
+    client: httpx.AsyncClient, auth_headers: dict[str, str]
+) -> None:
+    response = await client.get("/api/v1/reports/summary", headers=auth_headers)
+    assert response.json() == {"owner": "alice@example.com"}
+"""
+README_NOTE = "\n## Our team's notes\n\nOn call: #backend-oncall.\n"
+
+
+def make_user_edits(project: Path, *, with_migration: bool) -> None:
+    """What a team does to a fresh render: a router, a model and its migration, a setting,
+    the README, and the local .env."""
+    (project / PACKAGE / "api/routes/reports.py").write_text(REPORTS_ROUTER)
+    _replace(
+        project / PACKAGE / "api/router.py",
+        "api_router.include_router(items.router)\n",
+        "api_router.include_router(items.router)\napi_router.include_router(reports.router)\n",
+    )
+    _replace(
+        project / PACKAGE / "api/router.py",
+        "from my_service.api.routes import auth, items, users",
+        "from my_service.api.routes import auth, items, reports, users",
+    )
+    (project / PACKAGE / "models/note.py").write_text(NOTE_MODEL)
+    _replace(
+        project / PACKAGE / "models/__init__.py",
+        "from .item import",
+        "from .note import Note\nfrom .item import",
+    )
+    _replace(
+        project / PACKAGE / "models/__init__.py",
+        '    "ItemsPublic",\n',
+        '    "ItemsPublic",\n    "Note",\n',
+    )
+    _replace(
+        project / PACKAGE / "core/config.py",
+        "refresh_token_expire_days: int = Field(default=7,",
+        "refresh_token_expire_days: int = Field(default=14,",
+    )
+    (project / "tests/test_reports.py").write_text(REPORTS_TEST)
+    with (project / "README.md").open("a") as readme:
+        readme.write(README_NOTE)
+    with (project / ".env").open("a") as env:
+        env.write("LOG_LEVEL=DEBUG\n")
+    if with_migration:
+        env = {"DATABASE_URL": f"sqlite+aiosqlite:///{project / 'autogenerate.db'}"}
+        run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
+        run(
+            [uv(), "run", "alembic", "revision", "--autogenerate", "-m", "add notes"],
+            project,
+            env=env,
+        )
+        (project / "autogenerate.db").unlink()
+    commit_all(project, "our work")
+
+
+def assert_user_edits_survived(project: Path) -> None:
+    assert (project / PACKAGE / "api/routes/reports.py").read_text() == REPORTS_ROUTER
+    router = (project / PACKAGE / "api/router.py").read_text()
+    assert "api_router.include_router(reports.router)" in router
+    assert (project / PACKAGE / "models/note.py").read_text() == NOTE_MODEL
+    assert "from .note import Note" in (project / PACKAGE / "models/__init__.py").read_text()
+    assert "default=14," in (project / PACKAGE / "core/config.py").read_text()
+    assert (project / "README.md").read_text().endswith(README_NOTE)
+    assert env_values(project)["LOG_LEVEL"] == "DEBUG"
+
+
+def assert_template_fix_arrived(project: Path) -> None:
+    assert NEW_LIMIT in (project / PACKAGE / "core/middleware.py").read_text()
+    assert README_NEW in (project / "README.md").read_text()
+
+
+# ------------------------------------------------------------------- tests ---
+
+
+def test_answers_replay_without_questions_and_keep_the_secret(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project")
+    answers_before = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    secret_before = env_values(project)["SECRET_KEY"]
+    # The CLI, as a user runs it, with no terminal to answer on: it must ask nothing.
+    copier_cli = shutil.which("copier") or str(Path(uv()).with_name("copier"))
+    completed = subprocess.run(
+        [copier_cli, "update", "--trust", "--defaults", "--vcs-ref", NEW],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    answers_after = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers_after.pop("_commit") == NEW
+    assert answers_before.pop("_commit") == OLD
+    assert answers_after == answers_before
+    assert "secret" not in (project / ".copier-answers.yml").read_text().lower()
+    assert env_values(project)["SECRET_KEY"] == secret_before
+    assert_template_fix_arrived(project)
+
+
+def test_the_example_migration_runs_only_when_crossing_its_version(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project")
+    assert "REQUEST_ID_MAX_LENGTH" not in env_values(project)
+    update(project, NEW)
+    values = env_values(project)
+    assert values["REQUEST_ID_MAX_LENGTH"] == "200"  # added to .env by copier_migrations/
+    assert values["SECRET_KEY"]
+    # Only what the update added: settings that were already in .env.example stay out.
+    assert "CORS_ORIGINS" not in values
+    commit_all(project, "update to 1.1.0")
+
+    # 1.1.0 -> 1.1.1 crosses no migration: a setting the user removed stays removed.
+    env = project / ".env"
+    env.write_text(
+        "\n".join(line for line in env.read_text().splitlines() if "REQUEST_ID" not in line) + "\n"
+    )
+    update(project, PATCH)
+    assert "REQUEST_ID_MAX_LENGTH" not in env_values(project)
+
+
+def test_a_line_changed_by_both_sides_is_a_reported_conflict(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project")
+    middleware = project / PACKAGE / "core/middleware.py"
+    _replace(middleware, OLD_LIMIT, "{1,64}")
+    commit_all(project, "shorter request ids")
+    update(project, NEW)
+    text = middleware.read_text()
+    assert conflict_markers(project) == [str(PACKAGE / "core/middleware.py")]
+    # Standard markers, with both sides of the line.
+    assert re.search(r"^<<<<<<< before updating$", text, re.MULTILINE), text
+    assert re.search(r"^>>>>>>> after updating$", text, re.MULTILINE), text
+    assert "{1,64}" in text
+    assert NEW_LIMIT in text
+    assert not rejects(project)
+    # Git sees the conflicted file as changed, so it cannot be committed by accident unseen.
+    assert str(PACKAGE / "core/middleware.py") in git(project, "status", "--porcelain")
+
+
+def test_update_refuses_a_dirty_project(template_repo: Path, tmp_path: Path) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project")
+    (project / "scratch.py").write_text("x = 1\n")
+    with pytest.raises(Exception, match=r"(?i)dirty"):
+        update(project, NEW)
+
+
+@pytest.mark.slow
+def test_update_keeps_the_users_work_and_the_suite_passes(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project")
+    run([uv(), "sync", "--quiet"], project)
+    make_user_edits(project, with_migration=True)
+    update(project, NEW)
+    assert conflict_markers(project) == []
+    assert rejects(project) == []
+    assert_template_fix_arrived(project)
+    assert_user_edits_survived(project)
+    migrations = sorted((project / "migrations/versions").glob("*add_notes.py"))
+    assert len(migrations) == 1
+    commit_all(project, "update to 1.1.0")
+    run([uv(), "sync", "--quiet"], project)
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'check.db'}"}
+    run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
+    run([uv(), "run", "alembic", "check"], project, env=env)
+    result = run([uv(), "run", "pytest", "-q", "-p", "no:cacheprovider"], project)
+    assert " passed" in result.stdout.splitlines()[-1]
+    assert "test_the_summary_names_the_owner" not in result.stdout  # passed, not reported
+
+
+@pytest.fixture(scope="module")
+def postgresql() -> Iterator[str]:
+    from servers import SERVERS
+
+    with SERVERS["postgresql"]() as server:
+        yield server.url
+
+
+@pytest.mark.slow
+def test_switching_the_database_by_update_keeps_the_users_work(
+    template_repo: Path, tmp_path: Path, postgresql: str
+) -> None:
+    project = render_at(template_repo, NEW, tmp_path / "project")
+    run([uv(), "sync", "--quiet"], project)
+    make_user_edits(project, with_migration=True)
+    update(project, NEW, database="postgresql")
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["database"] == "postgresql"
+    assert conflict_markers(project) == []
+    assert rejects(project) == []
+    assert_user_edits_survived(project)
+    assert "asyncpg" in (project / "pyproject.toml").read_text()
+    assert "aiosqlite" not in (project / "pyproject.toml").read_text()
+    commit_all(project, "switch to PostgreSQL")
+    run([uv(), "sync", "--quiet"], project)
+    env = {"DATABASE_URL": postgresql}
+    run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
+    run([uv(), "run", "alembic", "check"], project, env=env)
+    run([uv(), "run", "alembic", "downgrade", "base"], project, env=env)
+    result = run([uv(), "run", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env)
+    assert " passed" in result.stdout.splitlines()[-1]
+
+
+def test_an_unknown_answer_in_an_update_is_refused(template_repo: Path, tmp_path: Path) -> None:
+    project = render_at(template_repo, NEW, tmp_path / "project")
+    with pytest.raises(ValueError, match="'oracle' is not in"):
+        update(project, NEW, database="oracle")
+    assert git(project, "status", "--porcelain") == ""
