@@ -4,10 +4,13 @@
 slow         install the rendered service and run its tools, suite and server; minutes.
 """
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pytest_copie.plugin import Copie
+from servers import SERVERS, DatabaseServer
 
 from harness import render, run, uv
 
@@ -33,3 +36,18 @@ def installed_default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     run([uv(), "sync", "--quiet"], project)
     return project
+
+
+@pytest.fixture(scope="session")
+def database_server() -> Iterator[Callable[[str], DatabaseServer]]:
+    """Start a throwaway server of a kind ("postgresql" or "mysql") on first use, once per
+    test session (so once per xdist worker), and stop them all at the end."""
+    with contextlib.ExitStack() as stack:
+        running: dict[str, DatabaseServer] = {}
+
+        def get(kind: str) -> DatabaseServer:
+            if kind not in running:
+                running[kind] = stack.enter_context(SERVERS[kind]())
+            return running[kind]
+
+        yield get

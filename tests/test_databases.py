@@ -7,12 +7,12 @@ its migrations and a served instance then run against the server.
 
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pytest_copie.plugin import Copie
-from servers import SERVERS, DatabaseServer
+from servers import DatabaseServer
 
 from harness import call, exercise_jwt_api, run, run_failing, serve, uv
 
@@ -28,9 +28,8 @@ def database(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(database: str) -> Iterator[DatabaseServer]:
-    with SERVERS[database]() as running:
-        yield running
+def server(database: str, database_server: Callable[[str], DatabaseServer]) -> DatabaseServer:
+    return database_server(database)
 
 
 @pytest.fixture(scope="module")

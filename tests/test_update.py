@@ -8,12 +8,13 @@ fix and tag it `1.1.0`, and then render, edit, commit and update projects like a
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import copier
 import pytest
 import yaml
+from servers import DatabaseServer
 
 from harness import TEMPLATE_ROOT, run, uv
 
@@ -332,11 +333,8 @@ def test_update_keeps_the_users_work_and_the_suite_passes(
 
 
 @pytest.fixture(scope="module")
-def postgresql() -> Iterator[str]:
-    from servers import SERVERS
-
-    with SERVERS["postgresql"]() as server:
-        yield server.url
+def postgresql(database_server: Callable[[str], DatabaseServer]) -> str:
+    return database_server("postgresql").url
 
 
 @pytest.mark.slow
