@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from pytest_copie.plugin import Copie
-from servers import SERVERS, DatabaseServer
+from servers import DatabaseServer
+from servers import database_server as start_database_server
 
 from harness import render, run, uv
 
@@ -47,7 +48,7 @@ def database_server() -> Iterator[Callable[[str], DatabaseServer]]:
 
         def get(kind: str) -> DatabaseServer:
             if kind not in running:
-                running[kind] = stack.enter_context(SERVERS[kind]())
+                running[kind] = stack.enter_context(start_database_server(kind))
             return running[kind]
 
         yield get

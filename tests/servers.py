@@ -8,6 +8,11 @@ neither server runs as root.
 
 Without the binaries a developer gets a skip that names the missing package; in CI
 (`CI=true`) a missing server is a failure.
+
+A server that is already running (a CI service container, a developer's own) is used
+instead when `TEMPLATE_TESTS_POSTGRESQL_URL` or `TEMPLATE_TESTS_MYSQL_URL` holds an async
+SQLAlchemy URL to it, for a user that may create databases. The tests cannot restart such
+a server, so the restart check is skipped for it.
 """
 
 import contextlib
@@ -40,13 +45,31 @@ class DatabaseServer:
     host: str
     port: int
     data_dir: Path
-    stop: Callable[[], None]
-    start: Callable[[], None]
+    stop: Callable[[], None] | None
+    start: Callable[[], None] | None
+    external_url: str | None = None
 
     @property
     def url(self) -> str:
+        if self.external_url:
+            return self.external_url
         scheme = {"postgresql": "postgresql+asyncpg", "mysql": "mysql+asyncmy"}[self.kind]
         return f"{scheme}://{USER}:{PASSWORD}@{self.host}:{self.port}/{DATABASE}"
+
+
+@contextlib.contextmanager
+def external_server(kind: str, url: str) -> Iterator[DatabaseServer]:
+    """A server someone else runs, e.g. a CI service container."""
+    yield DatabaseServer(kind, "", 0, Path(), None, None, external_url=url)
+
+
+@contextlib.contextmanager
+def database_server(kind: str) -> Iterator[DatabaseServer]:
+    """An external server when one is configured, a throwaway one otherwise."""
+    url = os.environ.get(f"TEMPLATE_TESTS_{kind.upper()}_URL")
+    manager = external_server(kind, url) if url else SERVERS[kind]()
+    with manager as server:
+        yield server
 
 
 def missing(reason: str) -> None:

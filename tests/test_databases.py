@@ -105,6 +105,8 @@ def test_served_over_http_with_readiness_that_follows_the_server(
     try:
         with serve(project, env) as served:
             exercise_jwt_api(served.base_url)
+            if server.stop is None or server.start is None:
+                pytest.skip("served and exercised; an external server cannot be restarted")
             server.stop()
             try:
                 status, _, body = call(served.base_url, "GET", "/health/ready")
