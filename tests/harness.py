@@ -43,6 +43,27 @@ def render(destination: Path, **answers: object) -> Path:
     return destination
 
 
+_TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".mako", ".example", ".txt", ""}
+
+
+def assert_no_jinja_residue(project: Path) -> None:
+    """No template syntax in any rendered name or text file, and no blank-line clusters left
+    behind by false branches."""
+    for path in project.rglob("*"):
+        if ".git" in path.parts or ".venv" in path.parts:
+            continue
+        assert "{{" not in path.name, path
+        assert "{%" not in path.name, path
+        if not path.is_file() or path.suffix not in _TEXT_SUFFIXES:
+            continue
+        text = path.read_text()
+        # GitHub Actions expressions (${{ ... }}) are the only legitimate double braces.
+        stripped = re.sub(r"\$\{\{.*?\}\}", "", text)
+        for marker in ("{{", "{%", "%}", "{#"):
+            assert marker not in stripped, f"{marker} left in {path}"
+        assert "\n\n\n\n" not in text, f"a blank-line cluster is left in {path}"
+
+
 def run(
     command: Sequence[str],
     cwd: Path,

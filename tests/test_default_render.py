@@ -8,34 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import exercise_jwt_api, render, run, serve, uv
-
-TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".mako", ".example", ""}
-
-
-def _text_files(project: Path) -> list[Path]:
-    return [
-        path
-        for path in project.rglob("*")
-        if path.is_file() and ".git" not in path.parts and path.suffix in TEXT_SUFFIXES
-    ]
+from harness import assert_no_jinja_residue, exercise_jwt_api, render, run, serve, uv
 
 
 def test_no_jinja_residue_is_left(default_project: Path) -> None:
-    for path in project_paths(default_project):
-        assert "{{" not in path.name, path
-        assert "{%" not in path.name, path
-    for path in _text_files(default_project):
-        text = path.read_text()
-        # GitHub Actions expressions (${{ ... }}) are the only legitimate double braces.
-        stripped = re.sub(r"\$\{\{.*?\}\}", "", text)
-        for marker in ("{{", "{%", "%}", "{#"):
-            assert marker not in stripped, f"{marker} left in {path}"
-        assert "\n\n\n\n" not in text, f"a blank-line cluster is left in {path}"
-
-
-def project_paths(project: Path) -> list[Path]:
-    return [path for path in project.rglob("*") if ".git" not in path.parts]
+    assert_no_jinja_residue(default_project)
 
 
 def test_the_layout_gives_each_concern_its_module(default_project: Path) -> None:
