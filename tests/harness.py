@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -105,6 +106,14 @@ def run_failing(
     )
     assert completed.returncode != 0, f"`{' '.join(command)}` succeeded:\n{completed.stdout}"
     return completed
+
+
+def tool(name: str) -> str:
+    """A command installed by the template's dev dependencies, next to this interpreter."""
+    candidate = Path(sys.executable).with_name(name)
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    assert found, f"{name} is missing: run `uv sync` in the template repository"
+    return found
 
 
 def uv() -> str:
