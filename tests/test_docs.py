@@ -311,3 +311,12 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             except ProcessLookupError:
                 return
             time.sleep(0.2)
+
+
+def test_the_readme_points_to_the_docs() -> None:
+    readme = README.read_text()
+    assert "uv run mkdocs serve" in readme
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert "docs/index.md" in links
+    for link in links:
+        assert (TEMPLATE_ROOT / link).is_file(), f"README.md links to a missing page: {link}"
