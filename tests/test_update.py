@@ -352,6 +352,13 @@ def test_switching_the_database_by_update_keeps_the_users_work(
     assert_user_edits_survived(project)
     assert "asyncpg" in (project / "pyproject.toml").read_text()
     assert "aiosqlite" not in (project / "pyproject.toml").read_text()
+    # The local .env moved to PostgreSQL too, keeping the secret and the user's own lines.
+    values = env_values(project)
+    assert "DATABASE_URL" not in values
+    assert values["DB_PORT"] == "5432"
+    assert re.fullmatch(r"[0-9a-f]{32}", values["DB_PASSWORD"])
+    assert values["LOG_LEVEL"] == "DEBUG"
+    assert "# DATABASE_URL=sqlite+aiosqlite" in (project / ".env").read_text()
     commit_all(project, "switch to PostgreSQL")
     run([uv(), "sync", "--quiet"], project)
     env = {"DATABASE_URL": postgresql}

@@ -1,0 +1,69 @@
+"""Copier update step: keep the local `.env` on the database the project is switching to.
+
+`.env` belongs to the user and `copier update` never rewrites it, so after switching the
+`database` answer (`copier update --data database=postgresql`) it would still name the old
+database, and the service would refuse to start. Run after every update, this compares the
+answer recorded before it (`.copier-answers.yml` as committed, git's HEAD; Copier updates
+only clean trees) with the new one; when they differ it comments out
+the old database settings in `.env`, appends the new database's (a fresh password for a
+server, which compose's `db` service also reads), and says what it did. When the answer
+does not change it does nothing, so it runs on every update.
+
+Usage (from the project directory, as Copier runs it):
+    python env_database.py NEW_DATABASE PACKAGE_NAME
+"""
+
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+_PORTS = {"postgresql": 5432, "mysql": 3306}
+_DATABASE_SETTING = re.compile(r"^(DATABASE_URL|DB_HOST|DB_PORT|DB_USER|DB_PASSWORD|DB_NAME)=")
+_RECORDED = re.compile(r"^database:\s*['\"]?(\w+)", re.MULTILINE)
+
+
+def _settings_for(database: str, package: str) -> list[str]:
+    if database == "sqlite":
+        return [f"DATABASE_URL=sqlite+aiosqlite:///./{package}.db"]
+    return [
+        "DB_HOST=localhost",
+        f"DB_PORT={_PORTS[database]}",
+        f"DB_USER={package}",
+        f"DB_PASSWORD={secrets.token_hex(16)}",
+        f"DB_NAME={package}",
+    ]
+
+
+def main(project: Path, database: str, package: str) -> int:
+    env = project / ".env"
+    if database not in {"sqlite", *_PORTS} or not env.is_file():
+        return 0
+    before = subprocess.run(
+        ["git", "show", "HEAD:.copier-answers.yml"],  # noqa: S607 - the user's git
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    recorded = _RECORDED.search(before.stdout) if before.returncode == 0 else None
+    if recorded is None or recorded.group(1) == database:
+        return 0
+    lines = [
+        f"# {line}  (for {recorded.group(1)}; commented out by copier update)"
+        if _DATABASE_SETTING.match(line)
+        else line
+        for line in env.read_text(encoding="utf-8").splitlines()
+    ]
+    lines += [
+        f"# Added by copier update for database={database}:",
+        *_settings_for(database, package),
+    ]
+    env.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f".env: switched from {recorded.group(1)} to {database} settings")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path.cwd(), sys.argv[1], sys.argv[2]))
