@@ -28,8 +28,6 @@ REFUSED = [
     ({"database": "oracle"}, "'oracle' is not in"),
     ({"database": "postgresql"}, "database=postgresql is not available yet"),
     ({"database": "mysql"}, "database=mysql is not available yet"),
-    ({"auth": "api_key"}, "auth=api_key is not available yet"),
-    ({"auth": "none"}, "auth=none is not available yet"),
     ({"auth": "oauth"}, "'oauth' is not in"),
     ({"package_manager": "poetry"}, "package_manager=poetry is not available yet"),
     ({"package_manager": "pipenv"}, "package_manager=pipenv is not available yet"),
@@ -66,6 +64,8 @@ def test_a_bad_answer_is_refused_before_anything_is_written(
         {"cors_origins": ""},
         {"cors_origins": "https://app.example.com,http://localhost:8080"},
         {"python_version": "3.13"},
+        {"auth": "api_key"},
+        {"auth": "none"},
     ],
 )
 def test_good_answers_render(copie: Copie, answers: dict[str, object]) -> None:
