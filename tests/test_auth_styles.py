@@ -111,7 +111,15 @@ SHARED_BY_SOME = {
     f"{PACKAGE}/__main__.py": {"jwt", "api_key"},
 }
 # Nothing of JWT's may leak into a style that signs no tokens.
-JWT_WORDS = ("SECRET_KEY", "secret_key", "pwdlib", "import jwt", "OAuth2", "users.id", "hashed_password")
+JWT_WORDS = (
+    "SECRET_KEY",
+    "secret_key",
+    "pwdlib",
+    "import jwt",
+    "OAuth2",
+    "users.id",
+    "hashed_password",
+)
 
 
 def _ids(styles: list[Style]) -> list[str]:
