@@ -1,7 +1,6 @@
 """Helpers for the template's tests: render with Copier, run the render's own tools, serve it."""
 
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -91,27 +90,3 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout: floa
         except OSError:
             time.sleep(0.2)
     pytest.fail(f"nothing served {url} within {timeout} s")
-
-
-TEXT_SUFFIXES = {".py", ".toml", ".md", ".ini", ".yml", ".yaml", ".mako", ".example", ""}
-
-
-def jinja_residue(project: Path) -> list[str]:
-    """What a render left of its template: Jinja in names or text, or blank-line clusters."""
-    problems = []
-    for path in project.rglob("*"):
-        if ".git" in path.parts:
-            continue
-        if "{{" in path.name or "{%" in path.name:
-            problems.append(f"Jinja in the name {path}")
-        if not path.is_file() or path.suffix not in TEXT_SUFFIXES:
-            continue
-        text = path.read_text()
-        # GitHub Actions expressions (${{ ... }}) are the only legitimate double braces.
-        stripped = re.sub(r"\$\{\{.*?\}\}", "", text)
-        problems += [
-            f"{marker} left in {path}" for marker in ("{{", "{%", "%}", "{#") if marker in stripped
-        ]
-        if "\n\n\n\n" in text:
-            problems.append(f"a blank-line cluster is left in {path}")
-    return problems
