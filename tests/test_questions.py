@@ -26,8 +26,6 @@ REFUSED = [
     ({"author_email": "a@b"}, 'author_email "a@b" is not a valid email'),
     ({"python_version": "3.9"}, "'3.9' is not in"),
     ({"database": "oracle"}, "'oracle' is not in"),
-    ({"auth": "api_key"}, "auth=api_key is not available yet"),
-    ({"auth": "none"}, "auth=none is not available yet"),
     ({"auth": "oauth"}, "'oauth' is not in"),
     ({"package_manager": "poetry"}, "package_manager=poetry is not available yet"),
     ({"package_manager": "pipenv"}, "package_manager=pipenv is not available yet"),
@@ -64,6 +62,8 @@ def test_a_bad_answer_is_refused_before_anything_is_written(
         {"cors_origins": ""},
         {"cors_origins": "https://app.example.com,http://localhost:8080"},
         {"python_version": "3.13"},
+        {"auth": "api_key"},
+        {"auth": "none"},
     ],
 )
 def test_good_answers_render(copie: Copie, answers: dict[str, object]) -> None:
