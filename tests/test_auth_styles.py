@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from harness import free_port, render, run, uv, wait_until_serving
+from harness import assert_no_jinja_residue, free_port, render, run, uv, wait_until_serving
 
 PACKAGE = "src/my_service"
 
@@ -174,20 +174,6 @@ def installed(installs: Callable[[str], Path], style: Style) -> Path:
     return installs(style.name)
 
 
-def _jinja_residue(project: Path) -> list[str]:
-    """What a render left of its template: Jinja in names or text, or blank-line clusters."""
-    problems = []
-    for path in project.rglob("*"):
-        if "{{" in path.name or "{%" in path.name:
-            problems.append(f"Jinja in the name {path}")
-        if path.is_file() and path.suffix in {".py", ".toml", ".md", ".ini", ".mako", ""}:
-            text = re.sub(r"\$\{\{.*?\}\}", "", path.read_text())  # GitHub Actions' ${{ }}
-            problems += [f"{mark} in {path}" for mark in ("{{", "{%", "%}", "{#") if mark in text]
-            if "\n\n\n\n" in text:
-                problems.append(f"a blank-line cluster in {path}")
-    return problems
-
-
 def _source_files(project: Path) -> Iterator[Path]:
     for path in project.rglob("*"):
         if path.is_file() and ".git" not in path.parts and path.suffix in {".py", ".toml", ""}:
@@ -198,7 +184,7 @@ def _source_files(project: Path) -> Iterator[Path]:
 
 
 def test_no_jinja_residue_is_left(project: Path) -> None:
-    assert _jinja_residue(project) == []
+    assert_no_jinja_residue(project)
 
 
 def test_the_style_renders_its_own_files_and_none_of_the_others(

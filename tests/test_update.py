@@ -8,12 +8,14 @@ fix and tag it `1.1.0`, and then render, edit, commit and update projects like a
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import copier
 import pytest
 import yaml
+from copier.errors import TaskError
 from servers import DatabaseServer
 
 from harness import TEMPLATE_ROOT, run, uv
@@ -374,3 +376,38 @@ def test_an_unknown_answer_in_an_update_is_refused(template_repo: Path, tmp_path
     with pytest.raises(ValueError, match="'oracle' is not in"):
         update(project, NEW, database="oracle")
     assert git(project, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("new_auth", ["api_key", "none"])
+def test_switching_auth_by_update_is_refused_before_anything_is_written(
+    template_repo: Path, tmp_path: Path, new_auth: str
+) -> None:
+    project = render_at(template_repo, NEW, tmp_path / "project")
+    with pytest.raises(TaskError) as refused:
+        update(project, NEW, auth=new_auth)
+    assert git(project, "status", "--porcelain") == ""
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["auth"] == "jwt"
+    assert "guard_auth.py" in str(refused.value)  # the refusing step is named
+
+
+def test_the_auth_guard_explains_the_refusal(tmp_path: Path) -> None:
+    (tmp_path / ".copier-answers.yml").write_text("auth: jwt\ndatabase: sqlite\n")
+    guard = [sys.executable, str(TEMPLATE_ROOT / "copier_migrations" / "guard_auth.py")]
+    refused = subprocess.run([*guard, "none"], cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("auth cannot be changed by copier update")
+    assert "this project has auth=jwt" in refused.stderr
+    assert "render a new project with auth=none" in refused.stderr
+    for same_or_unset in ("jwt", ""):
+        allowed = subprocess.run([*guard, same_or_unset], cwd=tmp_path, capture_output=True)
+        assert allowed.returncode == 0
+    # After an update whose answer changed at the prompt: compared with the committed answers.
+    git(tmp_path, "init", "-q")
+    commit_all(tmp_path, "rendered with jwt")
+    (tmp_path / ".copier-answers.yml").write_text("auth: none\ndatabase: sqlite\n")
+    after = subprocess.run(
+        [*guard, "none", "--after"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert after.returncode == 1
+    assert "this project has auth=jwt" in after.stderr
+    assert after.stderr.rstrip().endswith("git reset --hard && git clean -fd")
