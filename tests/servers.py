@@ -152,7 +152,16 @@ def postgresql_server() -> Iterator[DatabaseServer]:
         start()
         try:
             _check(
-                [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, DATABASE],
+                [
+                    str(bindir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    USER,
+                    DATABASE,
+                ],
                 "createdb",
                 env={**os.environ, "PGPASSWORD": PASSWORD},
             )
