@@ -25,6 +25,9 @@ DEFAULT_ANSWERS: dict[str, object] = {"project_name": "My Service"}
 
 PACKAGE_MANAGERS = ("uv", "poetry", "pipenv", "pip")
 
+# How each manager's README runs a command in the project's environment (pip: activated).
+RUN_PREFIX = {"uv": "uv run ", "poetry": "poetry run ", "pipenv": "pipenv run ", "pip": ""}
+
 # The tools the rendered READMEs ask for, installed by the template's own dev dependencies.
 PACKAGE_MANAGER_TOOLS = ("uv", "poetry", "pipenv")
 

@@ -25,6 +25,7 @@ from pytest_copie.plugin import Copie
 
 from harness import (
     PACKAGE_MANAGERS,
+    RUN_PREFIX,
     TEMPLATE_ROOT,
     free_port,
     readme_block,
@@ -179,7 +180,7 @@ def test_the_readme_and_the_message_after_copy_give_the_same_commands(
     manager, project = manager_project
     readme = (project / "README.md").read_text()
     install, run_, test = (readme_block(readme, m) for m in ("install", "run", "test"))
-    prefix = {"uv": "uv run ", "poetry": "poetry run ", "pipenv": "pipenv run ", "pip": ""}[manager]
+    prefix = RUN_PREFIX[manager]
     assert run_.endswith(f"{prefix}alembic upgrade head && {prefix}fastapi dev"), run_
     assert test.endswith(f"{prefix}pytest"), test
     if manager == "pipenv":
