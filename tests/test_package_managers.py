@@ -9,6 +9,7 @@ dependencies; their download caches are the user's (shared by every render and r
 
 import json
 import re
+import shutil
 import time
 import tomllib
 import urllib.request
@@ -203,6 +204,83 @@ def test_the_readme_and_the_message_after_copy_give_the_same_commands(
     message = capsys.readouterr().err
     for line in [*install.splitlines(), *run_.splitlines(), *test.splitlines()]:
         assert line in message, (line, message)
+
+
+def test_no_jinja_residue_in_the_files_that_vary_by_manager(
+    manager_project: tuple[str, Path],
+) -> None:
+    manager, project = manager_project
+    varying = [
+        *MANAGER_FILES[manager],
+        "README.md",
+        "Dockerfile",
+        ".dockerignore",
+        ".github/workflows/ci.yml",
+    ]
+    for name in varying:
+        text = (project / name).read_text()
+        # GitHub Actions expressions (${{ ... }}) are the only legitimate double braces.
+        stripped = re.sub(r"\$\{\{.*?\}\}", "", text)
+        for marker in ("{{", "{%", "%}", "{#"):
+            assert marker not in stripped, f"{marker} left in {name}"
+        assert "\n\n\n" not in text, f"a blank-line cluster is left in {name}"
+        assert not text.startswith("\n"), f"{name} starts with a blank line"
+
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+UPDATE_MARKER = "A line that the next template version adds."
+
+
+@pytest.fixture(scope="module")
+def template_versions(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git copy of the working tree with two commits: an update needs the old version's
+    commit, which a render of uncommitted changes does not have."""
+    copy = tmp_path_factory.mktemp("template")
+    files = run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], TEMPLATE_ROOT
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        source = TEMPLATE_ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    run([*GIT, "init", "-q"], copy)
+    run([*GIT, "add", "-A"], copy)
+    run([*GIT, "commit", "-qm", "v1"], copy)
+    return copy
+
+
+@pytest.mark.parametrize("manager", PACKAGE_MANAGERS)
+def test_copier_update_keeps_the_users_lock_files(
+    manager: str, template_versions: Path, tmp_path: Path
+) -> None:
+    template = tmp_path / "template"
+    run(["git", "clone", "-q", str(template_versions), str(template)], tmp_path)
+    project = tmp_path / "my-service"
+    copier.run_copy(
+        str(template),
+        str(project),
+        data={"project_name": "My Service", "package_manager": manager},
+        defaults=True,
+        unsafe=True,
+        vcs_ref="HEAD",
+        quiet=True,
+    )
+    locks = {name: f"# {name}: the user's own pins\n" for name in LOCK_FILES[manager]}
+    for name, text in locks.items():
+        (project / name).write_text(text)
+    run([*GIT, "init", "-q"], project)
+    run([*GIT, "add", "-A"], project)
+    run([*GIT, "commit", "-qm", "render, then lock"], project)
+
+    readme = template / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text() + f"\n{UPDATE_MARKER}\n")
+    run([*GIT, "commit", "-qam", "v2"], template)
+    copier.run_update(str(project), defaults=True, overwrite=True, unsafe=True, quiet=True)
+
+    assert UPDATE_MARKER in (project / "README.md").read_text(), "the update did not run"
+    for name, text in locks.items():
+        assert (project / name).read_text() == text, f"copier update rewrote {name}"
 
 
 # ------------------------------------------------------------------ slow ---
