@@ -13,7 +13,7 @@ from pytest_copie.plugin import Copie
 from servers import DatabaseServer
 from servers import database_server as start_database_server
 
-from harness import render, run, uv
+from harness import link_tools, render, run, uv
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +52,28 @@ def database_server() -> Iterator[Callable[[str], DatabaseServer]]:
             return running[kind]
 
         yield get
+
+
+@pytest.fixture(scope="session")
+def package_manager_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with uv, Poetry and Pipenv (from the template's dev dependencies), to put
+    first on PATH when a test runs a rendered README's commands."""
+    return link_tools(tmp_path_factory.mktemp("tools"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Time per package manager, from the slow README test (also under xdist)."""
+    rows = [
+        value
+        for report in terminalreporter.getreports("passed")
+        for name, value in report.user_properties
+        if name == "package_manager_timings"
+    ]
+    if rows:
+        terminalreporter.section("package managers: seconds per step")
+        for row in sorted(rows, key=lambda row: row["manager"]):
+            steps = "  ".join(
+                f"{step} {seconds:5.1f}" for step, seconds in row.items() if step != "manager"
+            )
+            total = sum(seconds for step, seconds in row.items() if step != "manager")
+            terminalreporter.write_line(f"{row['manager']:>7}: {steps}  total {total:5.1f}")

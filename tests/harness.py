@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +29,14 @@ _SETTINGS = TEMPLATE_ROOT / "tests" / "copier-settings.yml"
 os.environ["COPIER_SETTINGS_PATH"] = str(_SETTINGS)
 
 DEFAULT_ANSWERS: dict[str, object] = {"project_name": "My Service"}
+
+PACKAGE_MANAGERS = ("uv", "poetry", "pipenv", "pip")
+
+# How each manager's README runs a command in the project's environment (pip: activated).
+RUN_PREFIX = {"uv": "uv run ", "poetry": "poetry run ", "pipenv": "pipenv run ", "pip": ""}
+
+# The tools the rendered READMEs ask for, installed by the template's own dev dependencies.
+PACKAGE_MANAGER_TOOLS = ("uv", "poetry", "pipenv")
 
 
 def render(destination: Path, **answers: object) -> Path:
@@ -254,3 +263,63 @@ def exercise_jwt_api(base: str) -> None:
     assert call(base, "POST", "/api/v1/items", json_body={"title": ""}, token=access)[0] == 422
     assert call(base, "DELETE", f"/api/v1/items/{item['id']}", token=access)[0] == 204
     assert call(base, "GET", f"/api/v1/items/{item['id']}", token=access)[0] == 404
+
+
+def readme_block(readme: str, marker: str) -> str:
+    """The fenced code block that follows `<!-- marker -->` in a rendered README."""
+    found = re.search(rf"^<!-- {re.escape(marker)} -->\n```\w*\n(.*?)\n```$", readme, re.S | re.M)
+    if found is None:
+        pytest.fail(f"the README has no code block after <!-- {marker} -->", pytrace=False)
+    return found.group(1)
+
+
+def tools_environment(tools_dir: Path) -> dict[str, str]:
+    """Environment for a README's commands: PATH has the package managers (linked from
+    `tools_dir`) and the machine's own Python, but not the template's virtual environment."""
+    own_bin = str(Path(sys.executable).parent)
+    path = [str(tools_dir)] + [
+        entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry != own_bin
+    ]
+    return {"PATH": os.pathsep.join(path)}
+
+
+def link_tools(tools_dir: Path) -> Path:
+    """Put links to the package managers of the template's environment in `tools_dir`."""
+    tools_dir.mkdir(parents=True, exist_ok=True)
+    own_bin = Path(sys.executable).parent
+    for name in PACKAGE_MANAGER_TOOLS:
+        assert (own_bin / name).exists(), f"{name} is missing: run `uv sync` in the template"
+        link = tools_dir / name
+        if not link.exists():
+            link.symlink_to(own_bin / name)
+    return tools_dir
+
+
+@contextlib.contextmanager
+def serving(
+    command: str, cwd: Path, *, env: Mapping[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a shell command that serves (and its children, e.g. a reloader) until the block
+    ends, then stop the whole process group."""
+    full_env = {**os.environ, **env}
+    full_env.pop("VIRTUAL_ENV", None)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            ["bash", "-ec", command],
+            cwd=cwd,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -33,7 +33,7 @@ from harness import free_port
 
 USER = "app"
 # A throwaway server on loopback, gone at the end of the session.
-PASSWORD = "app-password"  # noqa: S105
+PASSWORD = "app-password"
 DATABASE = "app"
 
 

@@ -3,6 +3,8 @@
 Render-only: the files are linted with the real tools from the template's dev environment
 (hadolint, actionlint with shellcheck, check-jsonschema's vendored Compose and workflow
 schemas). No image is built, since there is no Docker engine in the test environment.
+The Dockerfile and the workflow install with the chosen package manager, so their checks
+run once per manager; the rest runs on the default render.
 """
 
 import fnmatch
@@ -15,12 +17,73 @@ import pytest
 import yaml
 from pytest_copie.plugin import Copie
 
-from harness import run
+from harness import PACKAGE_MANAGERS, RUN_PREFIX, run
 
 DOCKER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
 WORKFLOW = Path(".github/workflows/ci.yml")
 # The answers file records `docker: false` and `ci: none` by design; nothing else may mention them.
 ANSWERS_FILE = ".copier-answers.yml"
+
+# What each package manager's builder stage copies first (its lock file among them), the
+# commands that install the service, and the cache the installs mount.
+DOCKER_LOCK_COPY = {
+    "uv": "pyproject.toml uv.lock* ./",
+    "poetry": "pyproject.toml poetry.lock poetry.toml ./",
+    "pipenv": "Pipfile Pipfile.lock pyproject.toml README.md ./",
+    "pip": "requirements.txt ./",
+}
+DOCKER_INSTALLS = {
+    "uv": [
+        "uv sync --locked --no-dev --no-install-project",
+        "uv sync --locked --no-dev --no-editable",
+    ],
+    "poetry": [
+        "/opt/poetry/bin/poetry install --only main --no-root",
+        "/opt/poetry/bin/poetry build --format wheel"
+        " && /app/.venv/bin/pip install --no-cache-dir --no-deps dist/*.whl",
+    ],
+    "pipenv": ["pipenv install --deploy"],
+    "pip": [
+        "/app/.venv/bin/pip install -r requirements.txt",
+        "/app/.venv/bin/pip install --no-deps .",
+    ],
+}
+DOCKER_CACHE = {
+    "uv": "/root/.cache/uv",
+    "poetry": "/root/.cache/pypoetry",
+    "pipenv": "/root/.cache",
+    "pip": "/root/.cache/pip",
+}
+# The file that pins what the image installs; the build context keeps it and what the
+# builder copies besides.
+DOCKER_LOCK = {
+    "uv": "uv.lock",
+    "poetry": "poetry.lock",
+    "pipenv": "Pipfile.lock",
+    "pip": "requirements.txt",
+}
+DOCKER_INPUTS = {
+    "uv": ("uv.lock",),
+    "poetry": ("poetry.lock", "poetry.toml"),
+    "pipenv": ("Pipfile", "Pipfile.lock"),
+    "pip": ("requirements.txt",),
+}
+# The CI job's setup action (and its inputs), then its install commands.
+WORKFLOW_SETUP = {
+    "uv": ("astral-sh/setup-uv", {"python-version": "3.11", "enable-cache": True}),
+    "poetry": ("actions/setup-python", {"python-version": "3.11", "cache": "poetry"}),
+    "pipenv": ("actions/setup-python", {"python-version": "3.11", "cache": "pipenv"}),
+    "pip": (
+        "actions/setup-python",
+        {"python-version": "3.11", "cache": "pip", "cache-dependency-path": "requirements-dev.txt"},
+    ),
+}
+WORKFLOW_INSTALL = {
+    "uv": ["uv sync --locked"],
+    "poetry": ['pipx install "poetry>=2.2,<3"', "poetry check --lock", "poetry install"],
+    "pipenv": ["python -m pip install pipenv", "pipenv verify", "pipenv install --dev --deploy"],
+    "pip": ["python -m pip install -r requirements-dev.txt -e ."],
+}
 
 
 def _render(copie: Copie, **answers: object) -> Path:
@@ -33,6 +96,13 @@ def _render(copie: Copie, **answers: object) -> Path:
 @pytest.fixture(scope="module")
 def docker_and_ci(copie_session: Copie) -> Path:
     return _render(copie_session, docker=True, ci="github")
+
+
+@pytest.fixture(scope="module", params=PACKAGE_MANAGERS)
+def each_manager(request: pytest.FixtureRequest, copie_session: Copie) -> tuple[str, Path]:
+    """(package manager, render with the Docker files and the workflow) for every manager."""
+    manager = request.param
+    return manager, _render(copie_session, docker=True, ci="github", package_manager=manager)
 
 
 @pytest.fixture(scope="module")
@@ -96,32 +166,43 @@ def _text_files(project: Path) -> list[Path]:
 # ------------------------------------------------------------------ docker=true ---
 
 
-def test_docker_renders_the_dockerfile_dockerignore_and_compose(docker_and_ci: Path) -> None:
+def test_docker_renders_the_dockerfile_dockerignore_and_compose(
+    each_manager: tuple[str, Path],
+) -> None:
+    _, project = each_manager
     for name in DOCKER_FILES:
-        assert (docker_and_ci / name).is_file(), name
+        assert (project / name).is_file(), name
 
 
-def test_dockerfile_passes_hadolint(docker_and_ci: Path) -> None:
-    _hadolint(docker_and_ci / "Dockerfile")
+def test_dockerfile_passes_hadolint(each_manager: tuple[str, Path]) -> None:
+    _, project = each_manager
+    _hadolint(project / "Dockerfile")
 
 
-def test_dockerfile_installs_the_lock_with_uv_and_runs_unprivileged(docker_and_ci: Path) -> None:
-    steps = _instructions(docker_and_ci / "Dockerfile")
+def test_dockerfile_installs_the_lock_and_runs_unprivileged(
+    each_manager: tuple[str, Path],
+) -> None:
+    manager, project = each_manager
+    steps = _instructions(project / "Dockerfile")
     stages = [args for keyword, args in steps if keyword == "FROM"]
     assert stages[-1] == "python:3.11-slim AS runtime", stages
     assert any(stage.startswith("python:3.11-slim AS builder") for stage in stages), stages
 
+    # The lock (and what declares it) goes in before anything that changes more often.
+    copies = [args for keyword, args in steps if keyword == "COPY"]
+    assert copies.index(DOCKER_LOCK_COPY[manager]) < copies.index("src ./src"), copies
     runs = [args for keyword, args in steps if keyword == "RUN"]
-    installs = [args for args in runs if "uv sync" in args]
-    assert installs, runs
-    for install in installs:
-        assert "--mount=type=cache,target=/root/.cache/uv" in install, install
-        assert "--locked" in install, install
-        assert "--no-dev" in install, install
-    assert ("COPY", "pyproject.toml uv.lock* ./") in steps
-    env = " ".join(args for keyword, args in steps if keyword == "ENV")
-    assert "UV_PROJECT_ENVIRONMENT=/app/.venv" in env, env
+    mount = f"--mount=type=cache,target={DOCKER_CACHE[manager]}"
+    commands = [" ".join(args.removeprefix(mount).split()) for args in runs]
+    for install in DOCKER_INSTALLS[manager]:
+        assert install in commands, (install, commands)
+    # Dependency installs reuse the download cache between builds.
+    first_install = runs[commands.index(DOCKER_INSTALLS[manager][0])]
+    assert first_install.startswith(mount), first_install
     assert ("COPY", "--from=builder /app/.venv /app/.venv") in steps
+    if manager == "pipenv":
+        # The Pipfile installs the service in editable mode: the environment needs its source.
+        assert ("COPY", "--from=builder /app/src ./src") in steps
 
     users = [args for keyword, args in steps if keyword == "USER"]
     assert users, "the image must not run as root"
@@ -136,6 +217,7 @@ def test_dockerfile_installs_the_lock_with_uv_and_runs_unprivileged(docker_and_c
 
     cmd = [args for keyword, args in steps if keyword == "CMD"][-1]
     assert cmd == '["fastapi", "run", "--host", "0.0.0.0", "--port", "8000"]', cmd
+    env = " ".join(args for keyword, args in steps if keyword == "ENV")
     assert "WEB_CONCURRENCY=" in env, env
 
 
@@ -150,11 +232,12 @@ def test_sqlite_file_lives_in_a_directory_the_app_user_owns(docker_and_ci: Path)
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out_but_not_the_build_inputs(
-    docker_and_ci: Path,
+    each_manager: tuple[str, Path],
 ) -> None:
+    manager, project = each_manager
     patterns = [
         line.strip().rstrip("/")
-        for line in (docker_and_ci / ".dockerignore").read_text().splitlines()
+        for line in (project / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
 
@@ -175,7 +258,8 @@ def test_dockerignore_keeps_secrets_and_local_state_out_but_not_the_build_inputs
     ):
         assert ignored(path), f"{path} would be sent to the Docker build"
     # What the Dockerfile copies must stay in the build context.
-    for path in ("pyproject.toml", "uv.lock", "README.md", "src", "alembic.ini", "migrations"):
+    inputs = ("pyproject.toml", "README.md", "src", "alembic.ini", "migrations")
+    for path in inputs + DOCKER_INPUTS[manager]:
         assert not ignored(path), f"{path} is excluded but the Dockerfile needs it"
 
 
@@ -207,9 +291,11 @@ def test_compose_runs_migrations_then_serves_with_data_in_a_volume(docker_and_ci
         assert key in healthcheck, key
 
 
-def test_readme_documents_docker(docker_and_ci: Path) -> None:
-    readme = (docker_and_ci / "README.md").read_text()
+def test_readme_documents_docker(each_manager: tuple[str, Path]) -> None:
+    manager, project = each_manager
+    readme = (project / "README.md").read_text()
     assert "\n## Docker\n" in readme
+    assert f"dependencies pinned in\n`{DOCKER_LOCK[manager]}` (commit it first" in readme
     for command in (
         "docker compose up --build",
         "docker compose run --rm migrate",
@@ -231,40 +317,49 @@ def test_docker_false_leaves_no_docker_files_and_no_mention(ci_without_docker: P
 # ------------------------------------------------------------------ ci=github ---
 
 
-def test_ci_github_renders_a_workflow_that_passes_actionlint(docker_and_ci: Path) -> None:
-    assert (docker_and_ci / WORKFLOW).is_file()
-    _actionlint(docker_and_ci / WORKFLOW)
+def test_ci_github_renders_a_workflow_that_passes_actionlint(
+    each_manager: tuple[str, Path],
+) -> None:
+    _, project = each_manager
+    assert (project / WORKFLOW).is_file()
+    _actionlint(project / WORKFLOW)
 
 
-def test_ci_workflow_matches_the_github_workflow_schema(docker_and_ci: Path) -> None:
-    _check_schema("vendor.github-workflows", docker_and_ci / WORKFLOW)
+def test_ci_workflow_matches_the_github_workflow_schema(each_manager: tuple[str, Path]) -> None:
+    _, project = each_manager
+    _check_schema("vendor.github-workflows", project / WORKFLOW)
 
 
-def test_ci_workflow_runs_the_readme_checks_on_the_chosen_python(docker_and_ci: Path) -> None:
-    workflow = yaml.safe_load((docker_and_ci / WORKFLOW).read_text())
+def test_ci_workflow_runs_the_readme_checks_on_the_chosen_python(
+    each_manager: tuple[str, Path],
+) -> None:
+    manager, project = each_manager
+    workflow = yaml.safe_load((project / WORKFLOW).read_text())
     # PyYAML reads the bare key `on` as the boolean True.
     triggers = workflow[True]
     assert set(triggers) == {"push", "pull_request"}, triggers
 
     steps = workflow["jobs"]["test"]["steps"]
     uses = [step["uses"] for step in steps if "uses" in step]
-    assert {use.split("@")[0] for use in uses} == {"actions/checkout", "astral-sh/setup-uv"}
+    action, inputs = WORKFLOW_SETUP[manager]
+    assert {use.split("@")[0] for use in uses} == {"actions/checkout", action}
     for use in uses:
         assert re.fullmatch(r"[\w-]+/[\w-]+@v\d+", use), f"{use} is not pinned to a major version"
-    setup_uv = next(step for step in steps if step.get("uses", "").startswith("astral-sh/"))
-    assert setup_uv["with"] == {"python-version": "3.11", "enable-cache": True}
+    setup = next(step for step in steps if step.get("uses", "").startswith(f"{action}@"))
+    assert setup["with"] == inputs
 
     commands = [
         line.strip() for step in steps for line in step.get("run", "").splitlines() if line.strip()
     ]
+    run = RUN_PREFIX[manager]
     assert commands == [
-        "uv sync --locked",
-        "uv run ruff format --check .",
-        "uv run ruff check .",
-        "uv run mypy",
-        "uv run alembic upgrade head",
-        "uv run alembic check",
-        "uv run pytest",
+        *WORKFLOW_INSTALL[manager],
+        f"{run}ruff format --check .",
+        f"{run}ruff check .",
+        f"{run}mypy",
+        f"{run}alembic upgrade head",
+        f"{run}alembic check",
+        f"{run}pytest",
     ]
 
     migrations = next(step for step in steps if "alembic upgrade head" in step.get("run", ""))

@@ -22,7 +22,7 @@ from harness import TEMPLATE_ROOT, run, uv
 
 OLD, NEW, PATCH = "1.0.0", "1.1.0", "1.1.1"
 # The template's own files; everything else in this repository is not part of a version.
-TEMPLATE_FILES = ["copier.yml", "template", "copier_migrations"]
+TEMPLATE_FILES = ["copier.yml", "template", "copier_migrations", "includes"]
 
 # The template fix that 1.1.0 ships, applied to the copied template.
 MIDDLEWARE = Path("template/src/{{package_name}}/core/middleware.py.jinja")
