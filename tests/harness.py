@@ -323,3 +323,20 @@ def serving(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def install_and_test_with_readme(
+    project: Path, tools_dir: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Install a render and run its suite with the commands its own README gives (the
+    fenced blocks after `<!-- install -->` and `<!-- test -->`), so that the README and
+    the tests cannot drift apart. Fails unless the suite passes with its coverage gate."""
+    readme = (project / "README.md").read_text()
+    full_env = {**tools_environment(tools_dir), **(env or {})}
+    run(["bash", "-ec", readme_block(readme, "install")], project, env=full_env)
+    result = run(["bash", "-ec", readme_block(readme, "test")], project, env=full_env)
+    last_line = result.stdout.strip().splitlines()[-1]
+    assert re.search(r"\d+ passed", last_line), result.stdout
+    assert "failed" not in last_line, result.stdout
+    assert "Required test coverage of 90% reached" in result.stdout, result.stdout
+    return result

@@ -3,7 +3,7 @@
 Fast layer (no marker): render, no Jinja residue, the project files parse, and
 `ruff format --check`, `ruff check` and strict mypy pass on the render.
 Slow layer (`slow`): install the render with its own package manager and run its own
-suite on its real database.
+suite on its real database, with the commands of the render's own README.
 
 Select one variant with `-k`, e.g. `uv run pytest tests/test_matrix.py -k postgresql-jwt-uv`.
 """
@@ -19,7 +19,14 @@ import pytest
 import yaml
 from servers import DatabaseServer
 
-from harness import TEMPLATE_ROOT, assert_no_jinja_residue, render, run, uv
+from harness import (
+    TEMPLATE_ROOT,
+    assert_no_jinja_residue,
+    install_and_test_with_readme,
+    render,
+    run,
+    uv,
+)
 
 DATABASES = ("sqlite", "postgresql", "mysql")
 AUTHS = ("jwt", "api_key", "none")
@@ -125,15 +132,13 @@ def test_renders_clean_and_passes_lint_and_strict_types(
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
 def test_its_own_suite_passes_on_its_real_database(
-    variant: Variant, tmp_path: Path, database_server: Callable[[str], DatabaseServer]
+    variant: Variant,
+    tmp_path: Path,
+    database_server: Callable[[str], DatabaseServer],
+    package_manager_tools: Path,
 ) -> None:
     project = render(tmp_path / "my-service", **variant.answers)
     env = {}
     if variant.database != "sqlite":
         env["DATABASE_URL"] = database_server(variant.database).url
-    run([uv(), "sync", "--quiet"], project)
-    result = run([uv(), "run", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env)
-    last_line = result.stdout.strip().splitlines()[-1]
-    assert " passed" in last_line, result.stdout
-    assert "failed" not in last_line
-    assert "Required test coverage of 90% reached" in result.stdout
+    install_and_test_with_readme(project, package_manager_tools, env)
