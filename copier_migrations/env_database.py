@@ -15,9 +15,10 @@ Usage (from the project directory, as Copier runs it):
 
 import re
 import secrets
-import subprocess
 import sys
 from pathlib import Path
+
+from _committed import committed_text
 
 _PORTS = {"postgresql": 5432, "mysql": 3306}
 _DATABASE_SETTING = re.compile(r"^(DATABASE_URL|DB_HOST|DB_PORT|DB_USER|DB_PASSWORD|DB_NAME)=")
@@ -40,14 +41,8 @@ def main(project: Path, database: str, package: str) -> int:
     env = project / ".env"
     if database not in {"sqlite", *_PORTS} or not env.is_file():
         return 0
-    before = subprocess.run(
-        ["git", "show", "HEAD:.copier-answers.yml"],  # noqa: S607 - the user's git
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    recorded = _RECORDED.search(before.stdout) if before.returncode == 0 else None
+    before = committed_text(project, ".copier-answers.yml")
+    recorded = _RECORDED.search(before) if before is not None else None
     if recorded is None or recorded.group(1) == database:
         return 0
     lines = [

@@ -13,23 +13,17 @@ as committed (git's HEAD: Copier updates only clean trees).
 """
 
 import re
-import subprocess
 import sys
 from pathlib import Path
+
+from _committed import committed_text
 
 _RECORDED = re.compile(r"^auth:\s*['\"]?(\w+)", re.MULTILINE)
 
 
 def _recorded_auth(project: Path, *, committed: bool) -> str | None:
     if committed:
-        shown = subprocess.run(
-            ["git", "show", "HEAD:.copier-answers.yml"],  # noqa: S607 - the user's git
-            cwd=project,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        text = shown.stdout if shown.returncode == 0 else ""
+        text = committed_text(project, ".copier-answers.yml") or ""
     else:
         answers = project / ".copier-answers.yml"
         text = answers.read_text(encoding="utf-8") if answers.is_file() else ""

@@ -13,9 +13,10 @@ Usage (from the project directory, as Copier runs it): python sync_env.py
 """
 
 import re
-import subprocess
 import sys
 from pathlib import Path
+
+from _committed import committed_text
 
 _SETTING = re.compile(r"^([A-Z][A-Z0-9_]*)=(.*)$")
 
@@ -33,17 +34,11 @@ def main(project: Path) -> int:
     env, example = project / ".env", project / ".env.example"
     if not env.is_file() or not example.is_file():
         return 0
-    before = subprocess.run(
-        ["git", "show", "HEAD:.env.example"],  # noqa: S607 - the user's git
-        cwd=project,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if before.returncode != 0:
+    before = committed_text(project, ".env.example")
+    if before is None:
         return 0
     present = _settings(env.read_text(encoding="utf-8"))
-    old = _settings(before.stdout)
+    old = _settings(before)
     missing = {
         key: value
         for key, value in _settings(example.read_text(encoding="utf-8")).items()

@@ -8,14 +8,11 @@
 - its tour of the rendered tree lists exactly the files of the default render.
 """
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -24,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import TEMPLATE_ROOT, free_port, run, uv
+from harness import TEMPLATE_ROOT, free_port, run, serving, uv
 
 DOCS = TEMPLATE_ROOT / "docs"
 README = TEMPLATE_ROOT / "README.md"
@@ -258,24 +255,12 @@ def test_the_render_and_run_command_serves_the_service(tmp_path: Path) -> None:
     env = {**os.environ}
     env.pop("VIRTUAL_ENV", None)
     env["PATH"] = os.pathsep.join([str(Path(uv()).parent), env.get("PATH", "")])
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            ["bash", "-c", f"{rest} --port {port}"],
-            cwd=clone,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    log_path = tmp_path / "server.log"
+    with serving(f"{rest} --port {port}", clone, env=env, log_path=log_path) as process:
+        statuses = _wait_for_statuses(
+            f"http://127.0.0.1:{port}", ["/health", "/health/ready", "/docs"], process
         )
-        try:
-            statuses = _wait_for_statuses(
-                f"http://127.0.0.1:{port}", ["/health", "/health/ready", "/docs"], process
-            )
-        finally:
-            _stop_group(process)
-            log.seek(0)
-            output = log.read().decode(errors="replace")
-        assert statuses == [200, 200, 200], output[-5000:]
+    assert statuses == [200, 200, 200], log_path.read_text(errors="replace")[-5000:]
     assert (tmp_path / "my-service" / "my_service.db").is_file()
 
 
@@ -296,21 +281,6 @@ def _wait_for_statuses(
         except OSError:
             time.sleep(0.5)
     return [0]
-
-
-def _stop_group(process: subprocess.Popen[bytes]) -> None:
-    """Stop the process group this test started: the shell, uv, the reloader, the server."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            process.poll()  # reap the shell, so that only live processes remain in the group
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
 
 
 def test_the_readme_points_to_the_docs() -> None:
