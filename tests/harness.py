@@ -39,6 +39,17 @@ RUN_PREFIX = {"uv": "uv run ", "poetry": "poetry run ", "pipenv": "pipenv run ",
 PACKAGE_MANAGER_TOOLS = ("uv", "poetry", "pipenv")
 
 
+# Variables of the template's own test run that must not reach a render's commands: its
+# virtual environment, and pytest options meant for this run (e.g. --durations from CI).
+_NOT_FOR_RENDERS = ("VIRTUAL_ENV", "PYTEST_ADDOPTS")
+
+
+def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a command run in a render: ours, less what is ours alone."""
+    env = {key: value for key, value in os.environ.items() if key not in _NOT_FOR_RENDERS}
+    return {**env, **(extra or {})}
+
+
 def render(destination: Path, **answers: object) -> Path:
     """Render the working tree of the template (uncommitted changes included) non-interactively."""
     copier.run_copy(
@@ -82,9 +93,8 @@ def run(
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in a render; on failure, fail the test with the command's whole output."""
-    full_env = {**os.environ, **(env or {})}
     # The render's tools must use the render's own environment, not the template's.
-    full_env.pop("VIRTUAL_ENV", None)
+    full_env = child_env(env)
     completed = subprocess.run(
         list(command),
         cwd=cwd,
@@ -108,8 +118,7 @@ def run_failing(
     command: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a command that must fail; return its output for the test to inspect."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("VIRTUAL_ENV", None)
+    full_env = child_env(env)
     completed = subprocess.run(
         list(command), cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
     )
@@ -163,8 +172,7 @@ def serve(project: Path, env: Mapping[str, str]) -> Iterator[Served]:
     """Serve a render with `fastapi run` on a free loopback port; stop it on the way out."""
     port = free_port()
     served = Served(f"http://127.0.0.1:{port}")
-    full_env = {**os.environ, "LOG_FORMAT": "json", **env}
-    full_env.pop("VIRTUAL_ENV", None)
+    full_env = child_env({"LOG_FORMAT": "json", **env})
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(
             [uv(), "run", "fastapi", "run", "--host", "127.0.0.1", "--port", str(port)],
@@ -301,8 +309,7 @@ def serving(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run a shell command that serves (and its children, e.g. a reloader) until the block
     ends, then stop the whole process group."""
-    full_env = {**os.environ, **env}
-    full_env.pop("VIRTUAL_ENV", None)
+    full_env = child_env(env)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             ["bash", "-ec", command],

@@ -6,7 +6,6 @@ serve it, and compare the three OpenAPI documents.
 """
 
 import json
-import os
 import re
 import subprocess
 import tomllib
@@ -19,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from harness import assert_no_jinja_residue, free_port, render, run, uv, wait_until_serving
+from harness import (
+    assert_no_jinja_residue,
+    child_env,
+    free_port,
+    render,
+    run,
+    uv,
+    wait_until_serving,
+)
 
 PACKAGE = "src/my_service"
 
@@ -318,7 +325,7 @@ def test_the_served_api_refuses_no_credentials_and_accepts_good_ones(
     run([uv(), "run", "alembic", "upgrade", "head"], installed, env=env)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server_env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    server_env = child_env()
     with (tmp_path / "server.log").open("wb") as log:
         server = subprocess.Popen(
             [uv(), "run", "fastapi", "run", "--host", "127.0.0.1", "--port", str(port)],

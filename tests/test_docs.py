@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness import TEMPLATE_ROOT, free_port, run, serving, uv
+from harness import TEMPLATE_ROOT, child_env, free_port, run, serving, uv
 
 DOCS = TEMPLATE_ROOT / "docs"
 README = TEMPLATE_ROOT / "README.md"
@@ -252,8 +252,7 @@ def test_the_render_and_run_command_serves_the_service(tmp_path: Path) -> None:
         ),
     )
     port = free_port()
-    env = {**os.environ}
-    env.pop("VIRTUAL_ENV", None)
+    env = child_env()
     env["PATH"] = os.pathsep.join([str(Path(uv()).parent), env.get("PATH", "")])
     log_path = tmp_path / "server.log"
     with serving(f"{rest} --port {port}", clone, env=env, log_path=log_path) as process:
