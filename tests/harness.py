@@ -134,6 +134,19 @@ def tool(name: str) -> str:
     return found
 
 
+def actionlint(workflow: Path) -> None:
+    """Lint a GitHub Actions workflow; shellcheck is passed so `run:` scripts are checked."""
+    run(
+        [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), str(workflow)],
+        workflow.parent,
+    )
+
+
+def check_schema(schema: str, path: Path) -> None:
+    """Validate a file against one of check-jsonschema's vendored schemas."""
+    run([tool("check-jsonschema"), "--builtin-schema", schema, str(path)], path.parent)
+
+
 def uv() -> str:
     """The uv that the template's own environment installed."""
     candidate = Path(sys.executable).with_name("uv")

@@ -7,10 +7,7 @@ serve it, and compare the three OpenAPI documents.
 
 import json
 import re
-import subprocess
 import tomllib
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +17,11 @@ import pytest
 
 from harness import (
     assert_no_jinja_residue,
-    child_env,
-    free_port,
+    call,
     render,
     run,
+    serve,
     uv,
-    wait_until_serving,
 )
 
 PACKAGE = "src/my_service"
@@ -264,32 +260,17 @@ def test_migrations_upgrade_match_the_models_and_downgrade(installed: Path, tmp_
 def _request(
     base: str, method: str, path: str, headers: dict[str, str] | None = None, body: object = None
 ) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(  # noqa: S310 - loopback
-        base + path,
-        data=data,
-        headers={"Content-Type": "application/json", **(headers or {})},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    status, _, payload = call(base, method, path, json_body=body, headers=headers)
+    return status, payload
 
 
 def _jwt_credentials(base: str, _project: Path, _env: dict[str, str]) -> dict[str, str]:
     account = {"email": "served@example.com", "password": "a long enough password"}
     assert _request(base, "POST", "/api/v1/auth/register", body=account)[0] == 201
-    form = f"username={account['email']}&password={account['password'].replace(' ', '+')}"
-    request = urllib.request.Request(  # noqa: S310 - loopback
-        base + "/api/v1/auth/login",
-        data=form.encode(),
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-        return {"Authorization": f"Bearer {json.loads(response.read())['access_token']}"}
+    form = {"username": account["email"], "password": account["password"]}
+    status, _, tokens = call(base, "POST", "/api/v1/auth/login", form=form)
+    assert status == 200, tokens
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
 def _api_key_credentials(_base: str, project: Path, env: dict[str, str]) -> dict[str, str]:
@@ -323,42 +304,28 @@ def test_the_served_api_refuses_no_credentials_and_accepts_good_ones(
 ) -> None:
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'served.db'}"}
     run([uv(), "run", "alembic", "upgrade", "head"], installed, env=env)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server_env = child_env()
-    with (tmp_path / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            [uv(), "run", "fastapi", "run", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=installed,
-            env={**server_env, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_serving(f"{base}/health", server)
-            credentials = CREDENTIALS[style.name](base, installed, env)
-            for method, path, body in PROTECTED:
-                without = _request(base, method, path, body=body)
-                with_them = _request(base, method, path, credentials, body)
-                if style.name == "none":
-                    assert without[0] in {200, 201}, (method, path, without)
-                else:
-                    assert without[0] == 401, (method, path, without)
-                assert with_them[0] in {200, 201}, (method, path, with_them)
-            if style.name == "api_key":
-                wrong = {"X-API-Key": "sk_myservice_" + "A" * 43}
-                assert _request(base, "GET", "/api/v1/items", wrong) == (
-                    401,
-                    {"detail": "Invalid or missing API key"},
-                )
-                assert _request(base, "GET", "/api/v1/clients/me", credentials)[1]["name"] == (
-                    "smoke test"
-                )
-            status, listing = _request(base, "GET", "/api/v1/items", credentials)
-            assert (status, listing["count"]) == (200, 2 if style.name == "none" else 1)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with serve(installed, env) as served:
+        base = served.base_url
+        credentials = CREDENTIALS[style.name](base, installed, env)
+        for method, path, body in PROTECTED:
+            without = _request(base, method, path, body=body)
+            with_them = _request(base, method, path, credentials, body)
+            if style.name == "none":
+                assert without[0] in {200, 201}, (method, path, without)
+            else:
+                assert without[0] == 401, (method, path, without)
+            assert with_them[0] in {200, 201}, (method, path, with_them)
+        if style.name == "api_key":
+            wrong = {"X-API-Key": "sk_myservice_" + "A" * 43}
+            assert _request(base, "GET", "/api/v1/items", wrong) == (
+                401,
+                {"detail": "Invalid or missing API key"},
+            )
+            assert _request(base, "GET", "/api/v1/clients/me", credentials)[1]["name"] == (
+                "smoke test"
+            )
+        status, listing = _request(base, "GET", "/api/v1/items", credentials)
+        assert (status, listing["count"]) == (200, 2 if style.name == "none" else 1)
 
 
 def _openapi(project: Path, tmp_path: Path) -> dict[str, Any]:

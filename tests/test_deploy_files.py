@@ -9,15 +9,13 @@ run once per manager; the rest runs on the default render.
 
 import fnmatch
 import re
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from pytest_copie.plugin import Copie
 
-from harness import PACKAGE_MANAGERS, RUN_PREFIX, run
+from harness import PACKAGE_MANAGERS, RUN_PREFIX, actionlint, check_schema, run, tool
 
 DOCKER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
 WORKFLOW = Path(".github/workflows/ci.yml")
@@ -115,32 +113,12 @@ def docker_without_ci(copie_session: Copie) -> Path:
     return _render(copie_session, docker=True, ci="none")
 
 
-def _tool(name: str) -> str:
-    """A linter installed by the template's dev dependencies (next to this interpreter)."""
-    candidate = Path(sys.executable).with_name(name)
-    found = str(candidate) if candidate.exists() else shutil.which(name)
-    assert found, f"{name} is missing: run `uv sync` in the template repository"
-    return found
-
-
 def _hadolint(dockerfile: Path) -> None:
     # Any finding, down to "info", fails.
     run(
-        [_tool("hadolint"), "--no-color", "--failure-threshold", "info", str(dockerfile)],
+        [tool("hadolint"), "--no-color", "--failure-threshold", "info", str(dockerfile)],
         dockerfile.parent,
     )
-
-
-def _actionlint(workflow: Path) -> None:
-    # shellcheck is passed explicitly so that the `run:` scripts are always checked.
-    run(
-        [_tool("actionlint"), "-no-color", "-shellcheck", _tool("shellcheck"), str(workflow)],
-        workflow.parent,
-    )
-
-
-def _check_schema(schema: str, path: Path) -> None:
-    run([_tool("check-jsonschema"), "--builtin-schema", schema, str(path)], path.parent)
 
 
 def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
@@ -264,7 +242,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out_but_not_the_build_inputs
 
 
 def test_compose_file_matches_the_compose_spec(docker_and_ci: Path) -> None:
-    _check_schema("vendor.compose-spec", docker_and_ci / "compose.yaml")
+    check_schema("vendor.compose-spec", docker_and_ci / "compose.yaml")
 
 
 def test_compose_runs_migrations_then_serves_with_data_in_a_volume(docker_and_ci: Path) -> None:
@@ -317,17 +295,17 @@ def test_docker_false_leaves_no_docker_files_and_no_mention(ci_without_docker: P
 # ------------------------------------------------------------------ ci=github ---
 
 
-def test_ci_github_renders_a_workflow_that_passes_actionlint(
+def test_ci_github_renders_a_workflow_that_passesactionlint(
     each_manager: tuple[str, Path],
 ) -> None:
     _, project = each_manager
     assert (project / WORKFLOW).is_file()
-    _actionlint(project / WORKFLOW)
+    actionlint(project / WORKFLOW)
 
 
 def test_ci_workflow_matches_the_github_workflow_schema(each_manager: tuple[str, Path]) -> None:
     _, project = each_manager
-    _check_schema("vendor.github-workflows", project / WORKFLOW)
+    check_schema("vendor.github-workflows", project / WORKFLOW)
 
 
 def test_ci_workflow_runs_the_readme_checks_on_the_chosen_python(
@@ -430,8 +408,8 @@ def test_linters_reject_a_broken_file(
     broken.write_text(text.replace(old, new, 1))
     lint = {
         "Dockerfile": _hadolint,
-        "compose.yaml": lambda file: _check_schema("vendor.compose-spec", file),
-        "ci.yml": _actionlint,
+        "compose.yaml": lambda file: check_schema("vendor.compose-spec", file),
+        "ci.yml": actionlint,
     }[broken.name]
     with pytest.raises(pytest.fail.Exception):
         lint(broken)
@@ -449,8 +427,8 @@ def test_server_databases_get_a_healthy_db_service_before_migrations(
 ) -> None:
     project = _render(copie, database=database, docker=True, ci="github")
     _hadolint(project / "Dockerfile")
-    _actionlint(project / WORKFLOW)
-    _check_schema("vendor.github-workflows", project / WORKFLOW)
+    actionlint(project / WORKFLOW)
+    check_schema("vendor.github-workflows", project / WORKFLOW)
     job = yaml.safe_load((project / WORKFLOW).read_text())["jobs"]["test"]
     (service,) = job["services"].values()
     assert service["image"] == image
@@ -458,7 +436,7 @@ def test_server_databases_get_a_healthy_db_service_before_migrations(
     assert job["env"]["DATABASE_URL"].startswith(
         {"postgresql": "postgresql+asyncpg://", "mysql": "mysql+asyncmy://"}[database]
     )
-    _check_schema("vendor.compose-spec", project / "compose.yaml")
+    check_schema("vendor.compose-spec", project / "compose.yaml")
     compose = yaml.safe_load((project / "compose.yaml").read_text())
     services = compose["services"]
     assert set(services) == {"db", "migrate", "app"}

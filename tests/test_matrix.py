@@ -9,7 +9,6 @@ Select one variant with `-k`, e.g. `uv run pytest tests/test_matrix.py -k postgr
 """
 
 import itertools
-import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from harness import (
     install_and_test_with_readme,
     render,
     run,
+    tool,
     uv,
 )
 
@@ -107,10 +107,6 @@ def lint_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return python
 
 
-def _ruff() -> str:
-    return str(Path(sys.executable).with_name("ruff"))
-
-
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
 def test_renders_clean_and_passes_lint_and_strict_types(
     variant: Variant, tmp_path: Path, lint_python: Path
@@ -120,8 +116,8 @@ def test_renders_clean_and_passes_lint_and_strict_types(
     tomllib.loads((project / "pyproject.toml").read_text())
     for name in ("compose.yaml", ".github/workflows/ci.yml"):
         assert isinstance(yaml.safe_load((project / name).read_text()), dict), name
-    run([_ruff(), "format", "--check", "."], project)
-    run([_ruff(), "check", "."], project)
+    run([tool("ruff"), "format", "--check", "."], project)
+    run([tool("ruff"), "check", "."], project)
     mypy = [str(lint_python), "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")]
     run(mypy, project, env={"MYPYPATH": "src"})
 

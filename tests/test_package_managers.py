@@ -7,12 +7,10 @@ is proven cannot drift apart. The package managers come from the template's own 
 dependencies; their download caches are the user's (shared by every render and run).
 """
 
-import json
 import re
 import shutil
 import time
 import tomllib
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +26,7 @@ from harness import (
     PACKAGE_MANAGERS,
     RUN_PREFIX,
     TEMPLATE_ROOT,
+    call,
     free_port,
     readme_block,
     render,
@@ -295,11 +294,6 @@ def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = round(time.monotonic() - start, 1)
 
 
-def _get(url: str) -> tuple[int, object]:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
-        return response.status, json.loads(response.read())
-
-
 def _on_port(run_command: str, port: int) -> str:
     """The README's run command, served on a free loopback port instead of :8000."""
     served, count = re.subn(
@@ -376,9 +370,7 @@ def test_the_readme_commands_install_test_and_serve_the_service(
                 f"{log_path.read_text()[-5000:]}",
                 pytrace=False,
             )
-        assert _get(f"http://127.0.0.1:{port}/health") == (200, {"status": "ok"})
-        assert _get(f"http://127.0.0.1:{port}/health/ready") == (
-            200,
-            {"status": "ok", "database": "ok"},
-        )
+        base = f"http://127.0.0.1:{port}"
+        assert call(base, "GET", "/health")[::2] == (200, {"status": "ok"})
+        assert call(base, "GET", "/health/ready")[::2] == (200, {"status": "ok", "database": "ok"})
     record_property("package_manager_timings", {"manager": manager, **timings})

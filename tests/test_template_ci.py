@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from test_matrix import AUTHS, DATABASES, PACKAGE_MANAGERS
 
-from harness import TEMPLATE_ROOT, run, tool
+from harness import TEMPLATE_ROOT, actionlint, check_schema
 
 WORKFLOW = TEMPLATE_ROOT / ".github" / "workflows" / "ci.yml"
 
@@ -18,14 +18,8 @@ def _workflow() -> dict[str, Any]:
 
 
 def test_the_workflow_passes_actionlint_and_the_schema() -> None:
-    run(
-        [tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), str(WORKFLOW)],
-        TEMPLATE_ROOT,
-    )
-    run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
-        TEMPLATE_ROOT,
-    )
+    actionlint(WORKFLOW)
+    check_schema("vendor.github-workflows", WORKFLOW)
 
 
 def test_the_variant_jobs_are_exactly_the_test_matrix() -> None:
