@@ -241,6 +241,15 @@ def call(
     return status, headers_out, json.loads(body) if body else None
 
 
+def login(base: str, email: str, password: str) -> str:
+    """An access token for a registered user of a served jwt render."""
+    form = {"username": email, "password": password}
+    status, _, tokens = call(base, "POST", "/api/v1/auth/login", form=form)
+    assert status == 200, tokens
+    token: str = tokens["access_token"]
+    return token
+
+
 def exercise_jwt_api(base: str) -> None:
     """Register, log in, refresh, and create, list and delete items, as a client would."""
     status, headers, body = call(base, "GET", "/health/ready")

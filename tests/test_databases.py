@@ -9,13 +9,14 @@ server. Each variant's own suite runs on its server in tests/test_matrix.py.
 import re
 import tomllib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from pytest_copie.plugin import Copie
 from servers import DatabaseServer
 
-from harness import call, exercise_jwt_api, run, run_failing, serve, uv
+from harness import call, exercise_jwt_api, login, run, run_failing, serve, uv
 
 DATABASES = ["postgresql", "mysql"]
 
@@ -82,22 +83,44 @@ def test_a_bad_database_url_fails_with_a_clear_message(project: Path) -> None:
 def test_served_over_http_with_readiness_that_follows_the_server(
     project: Path, server: DatabaseServer
 ) -> None:
+    """The pool does no pre-ping (a round trip per request): a server restart must still be
+    survived without restarting the app. During the outage, readiness and the API answer 503;
+    once readiness is 200 again, no request fails."""
     env = {"DATABASE_URL": server.url}
     run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
     try:
         with serve(project, env) as served:
-            exercise_jwt_api(served.base_url)
+            base = served.base_url
+            exercise_jwt_api(base)
+            token = login(base, "http@example.com", "a long enough password")
+            # Fill the pool with connections that the restart will drop.
+            with ThreadPoolExecutor(8) as pool:
+                warm = list(
+                    pool.map(lambda _: call(base, "GET", "/api/v1/items", token=token), range(32))
+                )
+            assert {status for status, _, _ in warm} == {200}
             if server.stop is None or server.start is None:
                 pytest.skip("served and exercised; an external server cannot be restarted")
             server.stop()
             try:
-                status, _, body = call(served.base_url, "GET", "/health/ready")
+                status, _, body = call(base, "GET", "/health/ready")
                 assert (status, body) == (503, {"status": "unavailable", "database": "unreachable"})
-                assert call(served.base_url, "GET", "/health")[0] == 200
+                assert call(base, "GET", "/health")[0] == 200
+                status, headers, body = call(base, "GET", "/api/v1/items", token=token)
+                assert (status, body) == (
+                    503,
+                    {"detail": "The database is unavailable; try again shortly"},
+                )
+                assert headers["retry-after"] == "5"
             finally:
                 server.start()
-            # The pool notices the restart (pre-ping) and recovers without restarting the app.
-            status, _, body = call(served.base_url, "GET", "/health/ready")
+            status, _, body = call(base, "GET", "/health/ready")
             assert (status, body) == (200, {"status": "ok", "database": "ok"})
+            # Every pooled connection predates the restart; none may fail a request now.
+            with ThreadPoolExecutor(8) as pool:
+                after = list(
+                    pool.map(lambda _: call(base, "GET", "/api/v1/items", token=token), range(64))
+                )
+            assert [status for status, _, _ in after] == [200] * 64
     finally:
         run([uv(), "run", "alembic", "downgrade", "base"], project, env=env)
