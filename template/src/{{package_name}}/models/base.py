@@ -1,8 +1,10 @@
-"""What every table shares: a constraint naming convention and UTC timestamps."""
+"""What every table shares: a constraint naming convention, UTC timestamps, and text that
+every database can store."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator
 from sqlalchemy import DateTime
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
@@ -64,3 +66,23 @@ class UTCDateTime(TypeDecorator[datetime]):
             msg = f"unexpected timestamp value {value!r}"
             raise TypeError(msg)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def refuse_unstorable(value: object) -> object:
+    """Refuse, as a 422, text that a database would refuse or mangle: PostgreSQL rejects NUL
+    (a 500 otherwise), and a lone surrogate is not Unicode text that UTF-8 can encode."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            msg = "must not contain NUL (\\x00) characters"
+            raise ValueError(msg)
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                msg = "must be valid Unicode text (no lone surrogates)"
+                raise ValueError(msg) from None
+    return value
+
+
+# The type of every string a client sends.
+StorableStr = Annotated[str, BeforeValidator(refuse_unstorable)]
