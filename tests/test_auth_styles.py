@@ -51,7 +51,7 @@ STYLES = [
             "tests/test_users.py",
         ),
         tables=frozenset({"users", "items", "refresh_tokens", "audit_events"}),
-        dependencies=frozenset({"pwdlib", "pyjwt"}),
+        dependencies=frozenset({"limits", "pwdlib", "pyjwt"}),
         readme=(
             "with JWT authentication",
             "Authorization: Bearer <token>",
@@ -80,7 +80,7 @@ STYLES = [
             "tests/test_api_keys.py",
         ),
         tables=frozenset({"clients", "api_keys", "items", "audit_events"}),
-        dependencies=frozenset(),
+        dependencies=frozenset({"limits"}),
         readme=(
             "with API-key authentication",
             "`X-API-Key` header",
@@ -112,6 +112,8 @@ BY_NAME = {style.name: style for style in STYLES}
 SHARED_BY_SOME = {
     f"{PACKAGE}/cli.py": {"jwt", "api_key"},
     f"{PACKAGE}/__main__.py": {"jwt", "api_key"},
+    f"{PACKAGE}/core/rate_limit.py": {"jwt", "api_key"},
+    "tests/test_rate_limits.py": {"jwt", "api_key"},
 }
 # Nothing of JWT's may leak into a style that signs no tokens.
 JWT_WORDS = (
