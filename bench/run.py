@@ -191,7 +191,18 @@ def load(
         script.write(lua)
     try:
         threads = str(min(2, connections))
-        common = ["wrk", "-t", threads, "-c", str(connections), "-s", script.name, base + path]
+        common = [
+            "wrk",
+            "-t",
+            threads,
+            "-c",
+            str(connections),
+            "--timeout",
+            "10s",
+            "-s",
+            script.name,
+            base + path,
+        ]
         subprocess.run(
             [*common[:5], "-d", "1s", *common[5:]],  # warm-up: connections, caches
             capture_output=True,
