@@ -2,9 +2,12 @@
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # Set by RequestContextMiddleware for the duration of each request.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -19,6 +22,19 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
         return True
+
+
+class ConsoleFormatter(logging.Formatter):
+    """Readable lines for local use. Control characters in a line (a newline in a path sent
+    as %0a, an ANSI escape) are escaped, so that a client cannot forge log lines; tracebacks,
+    appended after the line, keep their own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return _CONTROL.sub(_escaped, super().formatMessage(record))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 class JsonFormatter(logging.Formatter):
@@ -49,7 +65,7 @@ def configure_logging(level: str, fmt: str) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-8s [%(request_id)s] %(name)s: %(message)s")
+            ConsoleFormatter("%(asctime)s %(levelname)-8s [%(request_id)s] %(name)s: %(message)s")
         )
     root = logging.getLogger()
     root.handlers = [handler]
