@@ -378,36 +378,85 @@ def test_an_unknown_answer_in_an_update_is_refused(template_repo: Path, tmp_path
     assert git(project, "status", "--porcelain") == ""
 
 
-@pytest.mark.parametrize("new_auth", ["api_key", "none"])
-def test_switching_auth_by_update_is_refused_before_anything_is_written(
-    template_repo: Path, tmp_path: Path, new_auth: str
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("auth", "api_key"),
+        ("auth", "none"),
+        ("package_name", "billing_api"),
+        ("project_slug", "billing-api"),
+    ],
+)
+def test_changing_a_fixed_answer_by_update_is_refused_before_anything_is_written(
+    template_repo: Path, tmp_path: Path, name: str, value: str
 ) -> None:
     project = render_at(template_repo, NEW, tmp_path / "project")
+    router = project / PACKAGE / "api/routes/reports.py"
+    router.write_text(REPORTS_ROUTER)  # the user's own code in the package
+    commit_all(project, "our work")
+    answers_before = (project / ".copier-answers.yml").read_text()
     with pytest.raises(TaskError) as refused:
-        update(project, NEW, auth=new_auth)
+        update(project, NEW, **{name: value})
     assert git(project, "status", "--porcelain") == ""
-    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["auth"] == "jwt"
-    assert "guard_auth.py" in str(refused.value)  # the refusing step is named
+    assert (project / ".copier-answers.yml").read_text() == answers_before
+    assert router.read_text() == REPORTS_ROUTER
+    assert "guard_answers.py" in str(refused.value)  # the refusing step is named
 
 
-def test_the_auth_guard_explains_the_refusal(tmp_path: Path) -> None:
-    (tmp_path / ".copier-answers.yml").write_text("auth: jwt\ndatabase: sqlite\n")
-    guard = [sys.executable, str(TEMPLATE_ROOT / "copier_migrations" / "guard_auth.py")]
-    refused = subprocess.run([*guard, "none"], cwd=tmp_path, capture_output=True, text=True)
+GUARD = [sys.executable, str(TEMPLATE_ROOT / "copier_migrations" / "guard_answers.py")]
+RECORDED = "auth: jwt\ndatabase: sqlite\npackage_name: my_service\nproject_slug: my-service\n"
+# The refusal for each fixed answer: its reason, then what to do by hand.
+REFUSALS = {
+    "auth=none": (
+        "auth cannot be changed by copier update (this project has auth=jwt): each style "
+        "ships a different first migration, so your migrations and database would no longer "
+        "match; render a new project with auth=none and move your code into it."
+    ),
+    "package_name=billing_api": (
+        "package_name cannot be changed by copier update (this project has "
+        "package_name=my_service): it names src/my_service/ and every import, so the update "
+        "would render src/billing_api/ and delete src/my_service/ with your code in it; keep "
+        "the name (it is only the import name), or render a new project with "
+        "package_name=billing_api and move your code into it."
+    ),
+    "project_slug=billing-api": (
+        "project_slug cannot be changed by copier update (this project has "
+        "project_slug=my-service): it is the distribution name your lock file records and "
+        "the name of the Docker image, so the update would rename them under your lock file "
+        "and deployments; to rename, edit name in pyproject.toml (then refresh the lock) and "
+        "image in compose.yaml by hand: later updates keep your edits like any others."
+    ),
+}
+
+
+def _guard(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GUARD, *arguments], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("requested", list(REFUSALS))
+def test_the_guard_explains_each_refusal(tmp_path: Path, requested: str) -> None:
+    (tmp_path / ".copier-answers.yml").write_text(RECORDED)
+    unset = ["auth=", "package_name=", "project_slug="]
+    refused = _guard(tmp_path, *unset, requested)
     assert refused.returncode == 1
-    assert refused.stderr.startswith("auth cannot be changed by copier update")
-    assert "this project has auth=jwt" in refused.stderr
-    assert "render a new project with auth=none" in refused.stderr
-    for same_or_unset in ("jwt", ""):
-        allowed = subprocess.run([*guard, same_or_unset], cwd=tmp_path, capture_output=True)
-        assert allowed.returncode == 0
+    assert refused.stderr == REFUSALS[requested] + "\n"
+    same = ["auth=jwt", "package_name=my_service", "project_slug=my-service"]
+    for allowed in (unset, same):
+        assert _guard(tmp_path, *allowed).returncode == 0
     # After an update whose answer changed at the prompt: compared with the committed answers.
     git(tmp_path, "init", "-q")
-    commit_all(tmp_path, "rendered with jwt")
-    (tmp_path / ".copier-answers.yml").write_text("auth: none\ndatabase: sqlite\n")
-    after = subprocess.run(
-        [*guard, "none", "--after"], cwd=tmp_path, capture_output=True, text=True
-    )
+    commit_all(tmp_path, "rendered")
+    name, value = requested.split("=")
+    changed = [line for line in RECORDED.splitlines() if not line.startswith(f"{name}:")]
+    (tmp_path / ".copier-answers.yml").write_text("\n".join([*changed, f"{name}: {value}"]))
+    after = _guard(tmp_path, "--after", *same, requested)
     assert after.returncode == 1
-    assert "this project has auth=jwt" in after.stderr
+    assert after.stderr.startswith(REFUSALS[requested])
     assert after.stderr.rstrip().endswith("git reset --hard && git clean -fd")
+
+
+def test_the_guard_lists_every_refused_answer(tmp_path: Path) -> None:
+    (tmp_path / ".copier-answers.yml").write_text(RECORDED)
+    refused = _guard(tmp_path, *REFUSALS)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == list(REFUSALS.values())
