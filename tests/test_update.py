@@ -370,6 +370,30 @@ def test_switching_the_database_by_update_keeps_the_users_work(
     result = run([uv(), "run", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env)
     assert " passed" in result.stdout.splitlines()[-1]
 
+    # A further switch between servers keeps the password: a compose volume created with it
+    # accepts no other.
+    update(project, NEW, database="mysql")
+    assert env_values(project)["DB_PASSWORD"] == values["DB_PASSWORD"]
+    assert env_values(project)["DB_PORT"] == "3306"
+
+
+def test_database_switches_keep_the_existing_db_password(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, NEW, tmp_path / "project", database="postgresql")
+    rendered = env_values(project)["DB_PASSWORD"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rendered)
+    for database in ("mysql", "sqlite", "postgresql"):
+        update(project, NEW, database=database)
+        commit_all(project, f"switch to {database}")
+        values = env_values(project)
+        if database == "sqlite":
+            assert "DB_PASSWORD" not in values
+            assert values["DATABASE_URL"].startswith("sqlite+aiosqlite:")
+        else:
+            # Kept, even across SQLite, where it waited commented out.
+            assert values["DB_PASSWORD"] == rendered, database
+
 
 def test_an_unknown_answer_in_an_update_is_refused(template_repo: Path, tmp_path: Path) -> None:
     project = render_at(template_repo, NEW, tmp_path / "project")
