@@ -7,6 +7,7 @@ fix and tag it `1.1.0`, and then render, edit, commit and update projects like a
 
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -375,6 +376,25 @@ def test_switching_the_database_by_update_keeps_the_users_work(
     update(project, NEW, database="mysql")
     assert env_values(project)["DB_PASSWORD"] == values["DB_PASSWORD"]
     assert env_values(project)["DB_PORT"] == "3306"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_env_is_private_after_copy_and_after_the_update_steps_rewrite_it(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project", database="postgresql")
+    env = project / ".env"
+    assert _mode(env) == 0o600  # SECRET_KEY and DB_PASSWORD: the owner's only
+    update(project, NEW)  # sync_env.py adds a setting to .env
+    assert "REQUEST_ID_MAX_LENGTH" in env_values(project)
+    assert _mode(env) == 0o600
+    commit_all(project, "update to 1.1.0")
+    update(project, NEW, database="mysql")  # env_database.py moves .env to MySQL
+    assert env_values(project)["DB_PORT"] == "3306"
+    assert _mode(env) == 0o600
 
 
 def test_database_switches_keep_the_existing_db_password(
