@@ -83,9 +83,7 @@ def refusals(recorded: dict[str, str], requested: dict[str, str]) -> list[str]:
 
 def main(project: Path, arguments: list[str]) -> int:
     after = "--after" in arguments
-    requested = dict(
-        argument.split("=", 1) for argument in arguments if argument != "--after"
-    )
+    requested = dict(argument.split("=", 1) for argument in arguments if argument != "--after")
     messages = refusals(recorded_answers(project, committed=after), requested)
     if messages:
         print("\n".join(messages) + (UNDO if after else ""), file=sys.stderr)

@@ -9,7 +9,10 @@ from harness import TEMPLATE_ROOT
 REFUSED = [
     ({"project_name": "  "}, "project_name must not be empty"),
     ({"project_name": 'Say "hi"'}, "project_name must not contain quotes"),
-    ({"project_name": "東京サービス"}, 'project_slug is empty: "東京サービス" has no Latin letters'),
+    (
+        {"project_name": "東京サービス"},
+        'project_slug is empty: "東京サービス" has no Latin letters',
+    ),
     ({"project_slug": "My Service"}, 'project_slug "My Service" is invalid'),
     ({"project_slug": "-service"}, 'project_slug "-service" is invalid'),
     ({"package_name": "9lives"}, 'package_name "9lives" is not a valid Python identifier'),
