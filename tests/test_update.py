@@ -401,18 +401,37 @@ def test_database_switches_keep_the_existing_db_password(
     template_repo: Path, tmp_path: Path
 ) -> None:
     project = render_at(template_repo, NEW, tmp_path / "project", database="postgresql")
-    rendered = env_values(project)["DB_PASSWORD"]
-    assert re.fullmatch(r"[0-9a-f]{32}", rendered)
+    rendered = env_values(project)
+    assert re.fullmatch(r"[0-9a-f]{32}", rendered["DB_PASSWORD"])
     for database in ("mysql", "sqlite", "postgresql"):
         update(project, NEW, database=database)
         commit_all(project, f"switch to {database}")
         values = env_values(project)
         if database == "sqlite":
             assert "DB_PASSWORD" not in values
+            assert "DB_SUPERUSER_PASSWORD" not in values
             assert values["DATABASE_URL"].startswith("sqlite+aiosqlite:")
         else:
-            # Kept, even across SQLite, where it waited commented out.
-            assert values["DB_PASSWORD"] == rendered, database
+            # Kept, even across SQLite, where they waited commented out.
+            for key in ("DB_PASSWORD", "DB_SUPERUSER_PASSWORD"):
+                assert values[key] == rendered[key], (database, key)
+
+
+def test_an_update_gives_compose_the_superuser_password_it_needs(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, NEW, tmp_path / "project", database="postgresql")
+    env = project / ".env"
+    # As rendered before compose's db service had a superuser of its own.
+    env.write_text(
+        "\n".join(line for line in env.read_text().splitlines() if "SUPERUSER" not in line) + "\n"
+    )
+    update(project, NEW)
+    values = env_values(project)
+    assert re.fullmatch(r"[0-9a-f]{32}", values["DB_SUPERUSER_PASSWORD"])
+    assert values["DB_SUPERUSER_PASSWORD"] != values["DB_PASSWORD"]
+    update(project, NEW)  # once there, it stays as it is (.env is not committed)
+    assert env_values(project) == values
 
 
 def test_an_unknown_answer_in_an_update_is_refused(template_repo: Path, tmp_path: Path) -> None:
