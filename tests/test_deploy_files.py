@@ -619,3 +619,21 @@ def test_the_postgresql_init_script_creates_a_role_that_only_owns_its_database(
     # The password is the one from the environment, quotes and all: a wrong one is refused.
     assert "password authentication failed" in _psql(server, role, "wrong", role, "SELECT 1")
 
+
+def test_the_readme_shows_only_this_databases_volume(
+    server_compose: tuple[str, Path], docker_and_ci: Path
+) -> None:
+    database, project = server_compose
+    docker = (project / "README.md").read_text().split("\n## Docker\n", 1)[1]
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    assert set(compose["volumes"]) == {"db-data"}
+    assert "`db-data` volume" in docker
+    for sqlite_only in ("/app/data", "SQLite", "-data:", "`data`"):
+        assert sqlite_only not in docker, sqlite_only
+    assert "-e DB_HOST -e DB_USER -e DB_PASSWORD -e DB_NAME my-service" in docker
+    assert "DB_SUPERUSER_PASSWORD" in docker
+    # The SQLite render, for contrast, shows its own.
+    sqlite = (docker_and_ci / "README.md").read_text().split("\n## Docker\n", 1)[1]
+    assert "-v my-service-data:/app/data" in sqlite
+    assert "db-data" not in sqlite
+    assert "DB_SUPERUSER_PASSWORD" not in sqlite
