@@ -628,6 +628,7 @@ def test_the_readme_shows_only_this_databases_volume(
     compose = yaml.safe_load((project / "compose.yaml").read_text())
     assert set(compose["volumes"]) == {"db-data"}
     assert "`db-data` volume" in docker
+    assert {"postgresql": "PostgreSQL server", "mysql": "MariaDB server"}[database] in docker
     for sqlite_only in ("/app/data", "SQLite", "-data:", "`data`"):
         assert sqlite_only not in docker, sqlite_only
     assert "-e DB_HOST -e DB_USER -e DB_PASSWORD -e DB_NAME my-service" in docker
