@@ -381,6 +381,7 @@ def test_switching_the_database_by_update_keeps_the_users_work(
 
     # A further switch between servers keeps the password: a compose volume created with it
     # accepts no other.
+    commit_all(project, "lock")
     update(project, NEW, database="mysql")
     assert env_values(project)["DB_PASSWORD"] == values["DB_PASSWORD"]
     assert env_values(project)["DB_PORT"] == "3306"
