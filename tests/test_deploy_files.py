@@ -4,18 +4,35 @@ Render-only: the files are linted with the real tools from the template's dev en
 (hadolint, actionlint with shellcheck, check-jsonschema's vendored Compose and workflow
 schemas). No image is built, since there is no Docker engine in the test environment.
 The Dockerfile and the workflow install with the chosen package manager, so their checks
-run once per manager; the rest runs on the default render.
+run once per manager; the rest runs on the default render. One slow test runs the script
+that compose's PostgreSQL runs at its first start against a real throwaway server.
 """
 
 import fnmatch
+import functools
+import os
 import re
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 from pytest_copie.plugin import Copie
+from servers import DATABASE as SUPERUSER_DATABASE
+from servers import PASSWORD as SUPERUSER_PASSWORD
+from servers import USER as SUPERUSER
+from servers import DatabaseServer, _postgres_bindir
 
-from harness import PACKAGE_MANAGERS, RUN_PREFIX, actionlint, check_schema, run, tool
+from harness import (
+    PACKAGE_MANAGERS,
+    RUN_PREFIX,
+    actionlint,
+    check_schema,
+    child_env,
+    run,
+    tool,
+)
 
 DOCKER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
 WORKFLOW = Path(".github/workflows/ci.yml")
@@ -462,3 +479,162 @@ def test_server_databases_get_a_healthy_db_service_before_migrations(
     for variable in ("DB_USER", "DB_PASSWORD", "DB_NAME"):
         assert f"{variable}=" in env
         assert f"${{{variable}}}" in (project / "compose.yaml").read_text()
+
+
+# ------------------------------------------------ the database's roles in compose ---
+
+
+@pytest.fixture(scope="module", params=["postgresql", "mysql"])
+def server_compose(request: pytest.FixtureRequest, copie_session: Copie) -> tuple[str, Path]:
+    """(database, render with Docker) for each server database."""
+    return request.param, _render(copie_session, database=request.param, docker=True)
+
+
+def _env_file(project: Path) -> dict[str, str]:
+    lines = (project / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_compose_runs_the_service_as_a_role_that_is_not_the_superuser(
+    server_compose: tuple[str, Path],
+) -> None:
+    database, project = server_compose
+    check_schema("vendor.compose-spec", project / "compose.yaml")
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    environment = compose["services"]["db"]["environment"]
+    superuser_password = "${DB_SUPERUSER_PASSWORD:?set DB_SUPERUSER_PASSWORD in .env}"
+    if database == "postgresql":
+        # The image's superuser is `postgres`; the init script makes the service's role.
+        assert environment["POSTGRES_USER"] == "postgres"
+        assert environment["POSTGRES_PASSWORD"] == superuser_password
+        assert "POSTGRES_DB" not in environment
+        assert {key: environment[key] for key in ("DB_USER", "DB_PASSWORD", "DB_NAME")} == {
+            key: f"${{{key}}}" for key in ("DB_USER", "DB_PASSWORD", "DB_NAME")
+        }
+        (config,) = compose["services"]["db"]["configs"]
+        assert config["target"] == "/docker-entrypoint-initdb.d/create-app-role.sh"
+        assert config["source"] in compose["configs"]
+        healthcheck = " ".join(compose["services"]["db"]["healthcheck"]["test"])
+        assert "pg_isready -h 127.0.0.1" in healthcheck  # not ready while init runs
+    else:
+        # MARIADB_USER is created with rights on MARIADB_DATABASE only; root is separate.
+        assert environment["MARIADB_USER"] == "${DB_USER}"
+        assert environment["MARIADB_PASSWORD"] == "${DB_PASSWORD}"
+        assert environment["MARIADB_ROOT_PASSWORD"] == superuser_password
+        assert "MARIADB_RANDOM_ROOT_PASSWORD" not in environment
+    # Both passwords are generated into .env, and differ.
+    values = _env_file(project)
+    assert re.fullmatch(r"[0-9a-f]{32}", values["DB_PASSWORD"])
+    assert re.fullmatch(r"[0-9a-f]{32}", values["DB_SUPERUSER_PASSWORD"])
+    assert values["DB_SUPERUSER_PASSWORD"] != values["DB_PASSWORD"]
+    assert "DB_SUPERUSER_PASSWORD=\n" in (project / ".env.example").read_text()
+    # The service itself never reads the superuser's password.
+    assert "DB_SUPERUSER_PASSWORD" not in compose["services"]["app"].get("environment", {})
+
+
+def test_without_docker_there_is_no_superuser_password(copie: Copie) -> None:
+    project = _render(copie, database="postgresql", docker=False)
+    assert "DB_SUPERUSER_PASSWORD" not in (project / ".env").read_text()
+    assert "DB_SUPERUSER_PASSWORD" not in (project / ".env.example").read_text()
+
+
+def _psql(server: DatabaseServer, user: str, password: str, database: str, sql: str) -> str:
+    bindir = _postgres_bindir()
+    assert bindir is not None
+    command = [str(bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]
+    completed = subprocess.run(
+        command,
+        env=child_env(
+            {
+                "PGHOST": server.host,
+                "PGPORT": str(server.port),
+                "PGUSER": user,
+                "PGPASSWORD": password,
+                "PGDATABASE": database,
+            }
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.stdout.strip() if completed.returncode == 0 else "ERROR " + completed.stderr
+
+
+@pytest.mark.slow
+def test_the_postgresql_init_script_creates_a_role_that_only_owns_its_database(
+    copie: Copie, database_server: Callable[[str], DatabaseServer]
+) -> None:
+    """The script compose mounts in /docker-entrypoint-initdb.d, run as the image runs it
+    (bash, with the db service's environment) against a real server's superuser."""
+    server = database_server("postgresql")
+    if server.external_url:
+        pytest.skip("needs a server whose superuser the tests know (a throwaway one)")
+    project = _render(copie, database="postgresql", docker=True)
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    config = compose["services"]["db"]["configs"][0]["source"]
+    script = compose["configs"][config]["content"].replace("$$", "$")  # compose's escaping
+    role, password = "app_role_check", 'it\'s a "secret" with spaces'
+    bindir = _postgres_bindir()
+    assert bindir is not None
+    run(
+        ["bash", "-eo", "pipefail", "-c", script],
+        project,
+        env={
+            "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+            "POSTGRES_USER": SUPERUSER,
+            "POSTGRES_DB": SUPERUSER_DATABASE,
+            "PGHOST": server.host,
+            "PGPORT": str(server.port),
+            "PGPASSWORD": SUPERUSER_PASSWORD,
+            "DB_USER": role,
+            "DB_PASSWORD": password,
+            "DB_NAME": role,
+        },
+    )
+    as_app = functools.partial(_psql, server, role, password, role)
+    assert (
+        as_app(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+        )
+        == "f|f|t"
+    )
+    assert (
+        as_app("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
+        == role
+    )
+    # What the service and its migrations need: tables in its own database...
+    assert (
+        as_app(
+            "CREATE TABLE notes (id int); INSERT INTO notes VALUES (1); SELECT count(*) FROM notes"
+        )
+        == "1"
+    )
+    # ...and what its test suite needs: databases of its own beside it.
+    assert as_app(f"CREATE DATABASE {role}_test_gw0") == ""
+    assert as_app(f"DROP DATABASE {role}_test_gw0") == ""
+    # Nothing more.
+    assert "permission denied to create role" in as_app("CREATE ROLE intruder")
+    assert "ERROR" in as_app(f"ALTER ROLE {role} SUPERUSER")
+    assert "ERROR" in as_app(f"ALTER DATABASE {SUPERUSER_DATABASE} OWNER TO {role}")
+    # The password is the one from the environment, quotes and all: a wrong one is refused.
+    assert "password authentication failed" in _psql(server, role, "wrong", role, "SELECT 1")
+
+
+def test_the_readme_shows_only_this_databases_volume(
+    server_compose: tuple[str, Path], docker_and_ci: Path
+) -> None:
+    database, project = server_compose
+    docker = (project / "README.md").read_text().split("\n## Docker\n", 1)[1]
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    assert set(compose["volumes"]) == {"db-data"}
+    assert "`db-data` volume" in docker
+    assert {"postgresql": "PostgreSQL server", "mysql": "MariaDB server"}[database] in docker
+    for sqlite_only in ("/app/data", "SQLite", "-data:", "`data`"):
+        assert sqlite_only not in docker, sqlite_only
+    assert "-e DB_HOST -e DB_USER -e DB_PASSWORD -e DB_NAME my-service" in docker
+    assert "DB_SUPERUSER_PASSWORD" in docker
+    # The SQLite render, for contrast, shows its own.
+    sqlite = (docker_and_ci / "README.md").read_text().split("\n## Docker\n", 1)[1]
+    assert "-v my-service-data:/app/data" in sqlite
+    assert "db-data" not in sqlite
+    assert "DB_SUPERUSER_PASSWORD" not in sqlite

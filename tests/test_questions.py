@@ -9,6 +9,10 @@ from harness import TEMPLATE_ROOT
 REFUSED = [
     ({"project_name": "  "}, "project_name must not be empty"),
     ({"project_name": 'Say "hi"'}, "project_name must not contain quotes"),
+    (
+        {"project_name": "東京サービス"},
+        'project_slug is empty: "東京サービス" has no Latin letters',
+    ),
     ({"project_slug": "My Service"}, 'project_slug "My Service" is invalid'),
     ({"project_slug": "-service"}, 'project_slug "-service" is invalid'),
     ({"package_name": "9lives"}, 'package_name "9lives" is not a valid Python identifier'),
@@ -70,12 +74,30 @@ def test_good_answers_render(copie: Copie, answers: dict[str, object]) -> None:
     assert (result.project_dir / "pyproject.toml").is_file()
 
 
-def test_names_are_derived_from_the_project_name(copie: Copie) -> None:
-    result = copie.copy(extra_answers={"project_name": "Billing & Payments API"})
-    assert result.answers["project_slug"] == "billing-payments-api"
-    assert result.answers["package_name"] == "billing_payments_api"
+@pytest.mark.parametrize(
+    ("project_name", "slug"),
+    [
+        ("Billing & Payments API", "billing-payments-api"),
+        ("Ünïcode Sérvice", "unicode-service"),
+        ("U\u0308ber Café", "uber-cafe"),  # decomposed: a combining accent after the letter
+        ("Straße Łódź", "strasse-lodz"),
+        ("Ærøskøbing ﬁles", "aeroskobing-files"),
+        ("Þór Smiðja", "thor-smidja"),
+        ("Café 東京 API", "cafe-api"),
+    ],
+)
+def test_names_are_derived_from_the_project_name(
+    copie: Copie, project_name: str, slug: str
+) -> None:
+    result = copie.copy(extra_answers={"project_name": project_name})
+    assert result.exit_code == 0, result.exception
+    package = slug.replace("-", "_")
+    assert result.answers["project_slug"] == slug
+    assert result.answers["package_name"] == package
     assert result.project_dir is not None
-    assert (result.project_dir / "src" / "billing_payments_api" / "main.py").is_file()
+    assert (result.project_dir / "src" / package / "main.py").is_file()
+    # The name itself keeps its accents where it is shown.
+    assert (result.project_dir / "README.md").read_text().startswith(f"# {project_name}\n")
 
 
 def test_every_question_has_help_a_default_and_a_check() -> None:

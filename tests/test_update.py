@@ -1,24 +1,33 @@
-"""`copier update`, proven on template versions built inside the test.
+"""`copier update`, proven on template versions built inside the test, and on releases.
 
-The tests never rely on tags in this clone (CI uses a fresh clone of main). They copy the
+Most tests never rely on tags in this clone (CI uses a fresh clone of main). They copy the
 template into a temporary git repository, commit and tag it `1.0.0`, commit a template
 fix and tag it `1.1.0`, and then render, edit, commit and update projects like a user.
+
+The release checks at the end use the real released commits from this repository's
+history (RELEASED): their migration revisions never change, and a service rendered from
+one updates to the working tree with its data. A clone without that history skips them,
+and fails under CI=true.
 """
 
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import copier
 import pytest
 import yaml
 from copier.errors import TaskError
-from servers import DatabaseServer
+from servers import DatabaseServer, _postgres_bindir
 
-from harness import TEMPLATE_ROOT, run, uv
+from harness import TEMPLATE_ROOT, call, run, serve, uv
 
 OLD, NEW, PATCH = "1.0.0", "1.1.0", "1.1.1"
 # The template's own files; everything else in this repository is not part of a version.
@@ -370,6 +379,69 @@ def test_switching_the_database_by_update_keeps_the_users_work(
     result = run([uv(), "run", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env)
     assert " passed" in result.stdout.splitlines()[-1]
 
+    # A further switch between servers keeps the password: a compose volume created with it
+    # accepts no other.
+    commit_all(project, "lock")
+    update(project, NEW, database="mysql")
+    assert env_values(project)["DB_PASSWORD"] == values["DB_PASSWORD"]
+    assert env_values(project)["DB_PORT"] == "3306"
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_env_is_private_after_copy_and_after_the_update_steps_rewrite_it(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project", database="postgresql")
+    env = project / ".env"
+    assert _mode(env) == 0o600  # SECRET_KEY and DB_PASSWORD: the owner's only
+    update(project, NEW)  # sync_env.py adds a setting to .env
+    assert "REQUEST_ID_MAX_LENGTH" in env_values(project)
+    assert _mode(env) == 0o600
+    commit_all(project, "update to 1.1.0")
+    update(project, NEW, database="mysql")  # env_database.py moves .env to MySQL
+    assert env_values(project)["DB_PORT"] == "3306"
+    assert _mode(env) == 0o600
+
+
+def test_database_switches_keep_the_existing_db_password(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, NEW, tmp_path / "project", database="postgresql")
+    rendered = env_values(project)
+    assert re.fullmatch(r"[0-9a-f]{32}", rendered["DB_PASSWORD"])
+    for database in ("mysql", "sqlite", "postgresql"):
+        update(project, NEW, database=database)
+        commit_all(project, f"switch to {database}")
+        values = env_values(project)
+        if database == "sqlite":
+            assert "DB_PASSWORD" not in values
+            assert "DB_SUPERUSER_PASSWORD" not in values
+            assert values["DATABASE_URL"].startswith("sqlite+aiosqlite:")
+        else:
+            # Kept, even across SQLite, where they waited commented out.
+            for key in ("DB_PASSWORD", "DB_SUPERUSER_PASSWORD"):
+                assert values[key] == rendered[key], (database, key)
+
+
+def test_an_update_gives_compose_the_superuser_password_it_needs(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, NEW, tmp_path / "project", database="postgresql")
+    env = project / ".env"
+    # As rendered before compose's db service had a superuser of its own.
+    env.write_text(
+        "\n".join(line for line in env.read_text().splitlines() if "SUPERUSER" not in line) + "\n"
+    )
+    update(project, NEW)
+    values = env_values(project)
+    assert re.fullmatch(r"[0-9a-f]{32}", values["DB_SUPERUSER_PASSWORD"])
+    assert values["DB_SUPERUSER_PASSWORD"] != values["DB_PASSWORD"]
+    update(project, NEW)  # once there, it stays as it is (.env is not committed)
+    assert env_values(project) == values
+
 
 def test_an_unknown_answer_in_an_update_is_refused(template_repo: Path, tmp_path: Path) -> None:
     project = render_at(template_repo, NEW, tmp_path / "project")
@@ -378,36 +450,241 @@ def test_an_unknown_answer_in_an_update_is_refused(template_repo: Path, tmp_path
     assert git(project, "status", "--porcelain") == ""
 
 
-@pytest.mark.parametrize("new_auth", ["api_key", "none"])
-def test_switching_auth_by_update_is_refused_before_anything_is_written(
-    template_repo: Path, tmp_path: Path, new_auth: str
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("auth", "api_key"),
+        ("auth", "none"),
+        ("package_name", "billing_api"),
+        ("project_slug", "billing-api"),
+    ],
+)
+def test_changing_a_fixed_answer_by_update_is_refused_before_anything_is_written(
+    template_repo: Path, tmp_path: Path, name: str, value: str
 ) -> None:
     project = render_at(template_repo, NEW, tmp_path / "project")
+    router = project / PACKAGE / "api/routes/reports.py"
+    router.write_text(REPORTS_ROUTER)  # the user's own code in the package
+    commit_all(project, "our work")
+    answers_before = (project / ".copier-answers.yml").read_text()
     with pytest.raises(TaskError) as refused:
-        update(project, NEW, auth=new_auth)
+        update(project, NEW, **{name: value})
     assert git(project, "status", "--porcelain") == ""
-    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["auth"] == "jwt"
-    assert "guard_auth.py" in str(refused.value)  # the refusing step is named
+    assert (project / ".copier-answers.yml").read_text() == answers_before
+    assert router.read_text() == REPORTS_ROUTER
+    assert "guard_answers.py" in str(refused.value)  # the refusing step is named
 
 
-def test_the_auth_guard_explains_the_refusal(tmp_path: Path) -> None:
-    (tmp_path / ".copier-answers.yml").write_text("auth: jwt\ndatabase: sqlite\n")
-    guard = [sys.executable, str(TEMPLATE_ROOT / "copier_migrations" / "guard_auth.py")]
-    refused = subprocess.run([*guard, "none"], cwd=tmp_path, capture_output=True, text=True)
+GUARD = [sys.executable, str(TEMPLATE_ROOT / "copier_migrations" / "guard_answers.py")]
+RECORDED = "auth: jwt\ndatabase: sqlite\npackage_name: my_service\nproject_slug: my-service\n"
+# The refusal for each fixed answer: its reason, then what to do by hand.
+REFUSALS = {
+    "auth=none": (
+        "auth cannot be changed by copier update (this project has auth=jwt): each style "
+        "ships a different first migration, so your migrations and database would no longer "
+        "match; render a new project with auth=none and move your code into it."
+    ),
+    "package_name=billing_api": (
+        "package_name cannot be changed by copier update (this project has "
+        "package_name=my_service): it names src/my_service/ and every import, so the update "
+        "would render src/billing_api/ and delete src/my_service/ with your code in it; keep "
+        "the name (it is only the import name), or render a new project with "
+        "package_name=billing_api and move your code into it."
+    ),
+    "project_slug=billing-api": (
+        "project_slug cannot be changed by copier update (this project has "
+        "project_slug=my-service): it is the distribution name your lock file records and "
+        "the name of the Docker image, so the update would rename them under your lock file "
+        "and deployments; to rename, edit name in pyproject.toml (then refresh the lock) and "
+        "image in compose.yaml by hand: later updates keep your edits like any others."
+    ),
+}
+
+
+def _guard(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GUARD, *arguments], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("requested", list(REFUSALS))
+def test_the_guard_explains_each_refusal(tmp_path: Path, requested: str) -> None:
+    (tmp_path / ".copier-answers.yml").write_text(RECORDED)
+    unset = ["auth=", "package_name=", "project_slug="]
+    refused = _guard(tmp_path, *unset, requested)
     assert refused.returncode == 1
-    assert refused.stderr.startswith("auth cannot be changed by copier update")
-    assert "this project has auth=jwt" in refused.stderr
-    assert "render a new project with auth=none" in refused.stderr
-    for same_or_unset in ("jwt", ""):
-        allowed = subprocess.run([*guard, same_or_unset], cwd=tmp_path, capture_output=True)
-        assert allowed.returncode == 0
+    assert refused.stderr == REFUSALS[requested] + "\n"
+    same = ["auth=jwt", "package_name=my_service", "project_slug=my-service"]
+    for allowed in (unset, same):
+        assert _guard(tmp_path, *allowed).returncode == 0
     # After an update whose answer changed at the prompt: compared with the committed answers.
     git(tmp_path, "init", "-q")
-    commit_all(tmp_path, "rendered with jwt")
-    (tmp_path / ".copier-answers.yml").write_text("auth: none\ndatabase: sqlite\n")
-    after = subprocess.run(
-        [*guard, "none", "--after"], cwd=tmp_path, capture_output=True, text=True
-    )
+    commit_all(tmp_path, "rendered")
+    name, value = requested.split("=")
+    changed = [line for line in RECORDED.splitlines() if not line.startswith(f"{name}:")]
+    (tmp_path / ".copier-answers.yml").write_text("\n".join([*changed, f"{name}: {value}"]))
+    after = _guard(tmp_path, "--after", *same, requested)
     assert after.returncode == 1
-    assert "this project has auth=jwt" in after.stderr
+    assert after.stderr.startswith(REFUSALS[requested])
     assert after.stderr.rstrip().endswith("git reset --hard && git clean -fd")
+
+
+def test_the_guard_lists_every_refused_answer(tmp_path: Path) -> None:
+    (tmp_path / ".copier-answers.yml").write_text(RECORDED)
+    refused = _guard(tmp_path, *REFUSALS)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == list(REFUSALS.values())
+
+
+# ------------------------------------------------------------------ releases ---
+
+# The commit released as 1.0.0 (CHANGELOG.md). Services rendered from it have applied its
+# migrations, so its revision files never change again; later schema changes come as new
+# revisions, and an update from it must keep a service's data.
+RELEASED = {"1.0.0": "7474d70c7442b0fb7874afcb67b5e0723248b742"}
+REVISIONS = "template/migrations/versions"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _require_history(commit: str) -> None:
+    """Skip (fail in CI) when this clone cannot show a released commit."""
+    found = subprocess.run(
+        ["git", "cat-file", "-e", f"{commit}^{{commit}}"],
+        cwd=TEMPLATE_ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        reason = (
+            f"the released commit {commit} is not in this clone's history (a shallow "
+            "clone?): fetch it, e.g. `git fetch --unshallow`"
+        )
+        if _in_ci():
+            pytest.fail(f"{reason} (CI=true: the release checks must run)", pytrace=False)
+        pytest.skip(reason)
+
+
+@pytest.mark.parametrize("version", list(RELEASED))
+def test_released_migration_revisions_never_change(version: str) -> None:
+    commit = RELEASED[version]
+    _require_history(commit)
+    released = git(TEMPLATE_ROOT, "ls-tree", "-r", "--name-only", commit, "--", REVISIONS)
+    paths = released.splitlines()
+    assert paths, f"{version} ({commit}) has no revision files under {REVISIONS}"
+    changed = []
+    for path in paths:
+        shown = subprocess.run(
+            ["git", "show", f"{commit}:{path}"], cwd=TEMPLATE_ROOT, capture_output=True
+        )
+        assert shown.returncode == 0, shown.stderr
+        current = TEMPLATE_ROOT / path
+        if not current.is_file() or current.read_bytes() != shown.stdout:
+            changed.append(path)
+    assert not changed, (
+        f"revision files released in {version} were changed or removed: {changed}. "
+        "Services have applied them already; add a new revision instead."
+    )
+
+
+def _exercise_and_keep(base: str) -> tuple[str, dict[str, Any]]:
+    """A user and an item, written through the API; returns the password and the item."""
+    credentials = {"email": "kept@example.com", "password": "a long enough password"}
+    assert call(base, "POST", "/api/v1/auth/register", json_body=credentials)[0] == 201
+    token = _login(base, credentials["password"])
+    status, _, item = call(base, "POST", "/api/v1/items", json_body={"title": "kept"}, token=token)
+    assert status == 201, item
+    return credentials["password"], item
+
+
+def _login(base: str, password: str) -> str:
+    form = {"username": "kept@example.com", "password": password}
+    status, _, tokens = call(base, "POST", "/api/v1/auth/login", form=form)
+    assert status == 200, tokens
+    return str(tokens["access_token"])
+
+
+def _fresh_postgresql_database(server: DatabaseServer, name: str) -> str:
+    """A new, empty database on the test server; its async URL."""
+    url = urllib.parse.urlsplit(server.url)
+    bindir = _postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL's client programs are not installed")
+    run(
+        [
+            str(bindir / "createdb"),
+            "-h",
+            url.hostname or "",
+            "-p",
+            str(url.port),
+            "-U",
+            url.username or "",
+            name,
+        ],
+        TEMPLATE_ROOT,
+        env={"PGPASSWORD": urllib.parse.unquote(url.password or "")},
+    )
+    return urllib.parse.urlunsplit(url._replace(path=f"/{name}"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("version", list(RELEASED))
+def test_a_service_rendered_from_a_release_updates_and_keeps_its_data(
+    tmp_path: Path,
+    database_server: Callable[[str], DatabaseServer],
+    version: str,
+    database: str,
+) -> None:
+    commit = RELEASED[version]
+    _require_history(commit)
+    project = tmp_path / "my-service"
+    # As a user rendered it: the template at that commit, from this repository's history.
+    copier.run_copy(
+        str(TEMPLATE_ROOT),
+        str(project),
+        data={"project_name": "My Service", "database": database},
+        defaults=True,
+        unsafe=True,
+        vcs_ref=commit,
+        quiet=True,
+    )
+    git(project, "init", "-q", "-b", "main")
+    commit_all(project, f"render {version}")
+    # Copier records `git describe --tags --always`: the tag where there is one.
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
+    assert recorded == version or commit.startswith(recorded), recorded
+    if database == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+    else:
+        url = _fresh_postgresql_database(database_server("postgresql"), "release_update")
+    env = {"DATABASE_URL": url}
+
+    run([uv(), "sync", "--quiet"], project)
+    commit_all(project, "lock")  # uv.lock, as the README asks
+    run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
+    with serve(project, env) as served:
+        password, item = _exercise_and_keep(served.base_url)
+    assert git(project, "status", "--porcelain") == ""
+
+    # Update to this working tree, the way the README says (answers replayed).
+    update(project, "HEAD")
+    assert conflict_markers(project) == []
+    assert rejects(project) == []
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert answers["database"] == database
+    if database == "postgresql":
+        values = env_values(project)  # compose's db service has what it needs
+        assert values["DB_SUPERUSER_PASSWORD"] != values["DB_PASSWORD"]
+    commit_all(project, "update from the template")
+
+    run([uv(), "sync", "--quiet"], project)
+    run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
+    run([uv(), "run", "alembic", "check"], project, env=env)
+    with serve(project, env) as served:
+        token = _login(served.base_url, password)
+        status, _, listing = call(served.base_url, "GET", "/api/v1/items", token=token)
+    assert status == 200, listing
+    assert listing["count"] == 1
+    assert [row["id"] for row in listing["data"]] == [item["id"]]
+    assert listing["data"][0]["title"] == "kept"
