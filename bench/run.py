@@ -208,6 +208,17 @@ def load(
             capture_output=True,
             check=False,
         )
+        # wrk stops without waiting for its answers: the server may still be working through
+        # the warm-up's last requests. One request of the same kind queues behind them, so the
+        # measured run starts on a server with nothing left over.
+        drain = urllib.request.Request(  # noqa: S310 - a loopback URL built here
+            base + path,
+            data=body.encode() if body is not None else None,
+            headers=all_headers,
+            method=method,
+        )
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(drain, timeout=120).close()  # noqa: S310
         out = subprocess.run(
             [*common[:5], "-d", f"{seconds}s", "--latency", *common[5:]],
             capture_output=True,
