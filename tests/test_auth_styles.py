@@ -226,7 +226,8 @@ def test_a_style_without_tokens_has_nothing_of_jwt(
 
 
 def test_the_first_migration_creates_exactly_the_styles_tables(project: Path, style: Style) -> None:
-    (revision,) = (project / "migrations" / "versions").glob("*.py")
+    revisions = sorted((project / "migrations" / "versions").glob("*.py"))
+    revision = revisions[0]  # the date prefix sorts them in order
     assert re.fullmatch(r"\d{4}_\d{2}_\d{2}_\d{4}-[0-9a-f]{12}_initial_schema\.py", revision.name)
     created = set(re.findall(r'op\.create_table\(\s*"(\w+)"', revision.read_text()))
     assert created == style.tables

@@ -36,10 +36,10 @@ def test_the_layout_gives_each_concern_its_module(default_project: Path) -> None
         "tasks.py",
     ]:
         assert (package / module).is_file(), module
-    versions = list((default_project / "migrations" / "versions").glob("*.py"))
-    assert len(versions) == 1
-    date_prefixed = r"\d{4}_\d{2}_\d{2}_\d{4}-[0-9a-f]{12}_initial_schema\.py"
-    assert re.fullmatch(date_prefixed, versions[0].name)
+    versions = sorted((default_project / "migrations" / "versions").glob("*.py"))
+    date_prefixed = r"\d{4}_\d{2}_\d{2}_\d{4}-[0-9a-f]{12}_\w+\.py"
+    assert all(re.fullmatch(date_prefixed, version.name) for version in versions)
+    assert versions[0].name.endswith("_initial_schema.py")
     assert "import sqlmodel" in (default_project / "migrations" / "script.py.mako").read_text()
 
 
