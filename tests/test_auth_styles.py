@@ -102,6 +102,7 @@ STYLES = [
             "**open API: no authentication**",
             "**This API is open: it has no authentication.**",
             "To add authentication later",
+            "uv run python -m my_service purge",
         ),
         auth_paths=frozenset(),
         security_schemes=frozenset(),
@@ -110,8 +111,8 @@ STYLES = [
 BY_NAME = {style.name: style for style in STYLES}
 # The CLI exists where there is something to administer.
 SHARED_BY_SOME = {
-    f"{PACKAGE}/cli.py": {"jwt", "api_key"},
-    f"{PACKAGE}/__main__.py": {"jwt", "api_key"},
+    f"{PACKAGE}/cli.py": {"jwt", "api_key", "none"},
+    f"{PACKAGE}/__main__.py": {"jwt", "api_key", "none"},
     f"{PACKAGE}/core/rate_limit.py": {"jwt", "api_key"},
     "tests/test_rate_limits.py": {"jwt", "api_key"},
 }
