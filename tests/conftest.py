@@ -41,7 +41,7 @@ def installed_default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def database_server() -> Iterator[Callable[[str], DatabaseServer]]:
-    """Start a throwaway server of a kind ("postgresql" or "mysql") on first use, once per
+    """Start a throwaway server of a kind ("postgresql", "mysql", "redis") on first use, once per
     test session (so once per xdist worker), and stop them all at the end."""
     with contextlib.ExitStack() as stack:
         running: dict[str, DatabaseServer] = {}

@@ -9,9 +9,12 @@ neither server runs as root.
 Without the binaries a developer gets a skip that names the missing package; in CI
 (`CI=true`) a missing server is a failure.
 
+Redis (Debian package `redis-server`) runs the same way, without persistence.
+
 A server that is already running (a CI service container, a developer's own) is used
 instead when `TEMPLATE_TESTS_POSTGRESQL_URL` or `TEMPLATE_TESTS_MYSQL_URL` holds an async
-SQLAlchemy URL to it, for a user that may create databases. The tests cannot restart such
+SQLAlchemy URL to it, for a user that may create databases (`TEMPLATE_TESTS_REDIS_URL`: a
+`redis://` URL). The tests cannot restart such
 a server, so the restart check is skipped for it.
 """
 
@@ -53,6 +56,8 @@ class DatabaseServer:
     def url(self) -> str:
         if self.external_url:
             return self.external_url
+        if self.kind == "redis":
+            return f"redis://{self.host}:{self.port}/0"
         scheme = {"postgresql": "postgresql+asyncpg", "mysql": "mysql+asyncmy"}[self.kind]
         return f"{scheme}://{USER}:{PASSWORD}@{self.host}:{self.port}/{DATABASE}"
 
@@ -266,4 +271,40 @@ def mariadb_server() -> Iterator[DatabaseServer]:
             stop()
 
 
-SERVERS = {"postgresql": postgresql_server, "mysql": mariadb_server}
+@contextlib.contextmanager
+def redis_server() -> Iterator[DatabaseServer]:
+    """A throwaway Redis: no persistence, loopback only, its own port."""
+    binary = shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin")
+    client = shutil.which("redis-cli")
+    if not (binary and client):
+        missing("Redis is not installed (Debian package `redis-server`)")
+        raise AssertionError("unreachable")
+    with _scratch_dir("redis") as base:
+        port = free_port()
+        command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "no", "--dir", str(base), "--daemonize", "no"]
+        processes: list[subprocess.Popen[bytes]] = []
+
+        def start() -> None:
+            with (base / "server.log").open("ab") as log:
+                processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+            _wait_for([client, "-p", str(port), "ping"], "Redis")
+
+        def stop() -> None:
+            while processes:
+                process = processes.pop()
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+        start()
+        try:
+            yield DatabaseServer("redis", "127.0.0.1", port, base, stop, start)
+        finally:
+            stop()
+
+
+SERVERS = {"postgresql": postgresql_server, "mysql": mariadb_server, "redis": redis_server}

@@ -3,7 +3,8 @@
 Fast layer (no marker): render, no Jinja residue, the project files parse, and
 `ruff format --check`, `ruff check` and strict mypy pass on the render.
 Slow layer (`slow`): install the render with its own package manager and run its own
-suite on its real database, with the commands of the render's own README.
+suite on its real database (and its real Redis), with the commands of the render's own
+README.
 
 Select one variant with `-k`, e.g. `uv run pytest tests/test_matrix.py -k postgresql-jwt-uv`.
 """
@@ -38,16 +39,19 @@ class Variant:
     database: str
     auth: str
     package_manager: str
+    redis: bool = False
 
     def __str__(self) -> str:
-        return f"{self.database}-{self.auth}-{self.package_manager}"
+        name = f"{self.database}-{self.auth}-{self.package_manager}"
+        return f"{name}-redis" if self.redis else name
 
     @property
-    def answers(self) -> dict[str, str]:
+    def answers(self) -> dict[str, str | bool]:
         return {
             "database": self.database,
             "auth": self.auth,
             "package_manager": self.package_manager,
+            "redis": self.redis,
         }
 
 
@@ -66,14 +70,25 @@ def _built_choices(question: str) -> tuple[str, ...]:
 
 VARIANTS = [
     Variant(*combination)
-    for combination in itertools.product(DATABASES, AUTHS, PACKAGE_MANAGERS)
+    for combination in itertools.product(DATABASES, AUTHS, PACKAGE_MANAGERS, (False, True))
     if combination[0] in _built_choices("database")
     and combination[1] in _built_choices("auth")
     and combination[2] in _built_choices("package_manager")
 ]
+# The slow layer installs and runs a render's own suite: every variant without Redis; with
+# Redis, every database x auth style on uv, and each other package manager once.
+INSTALLED = [
+    variant
+    for variant in VARIANTS
+    if not variant.redis
+    or variant.package_manager == "uv"
+    or (variant.database, variant.auth)
+    in {("postgresql", "jwt"), ("mysql", "api_key"), ("sqlite", "none")}
+]
 
 
 def test_the_table_covers_every_built_choice() -> None:
+    assert yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())["redis"]["type"] == "bool"
     for question, listed in [
         ("database", DATABASES),
         ("auth", AUTHS),
@@ -93,7 +108,9 @@ def lint_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for database, auth in itertools.product(DATABASES, AUTHS):
         if database not in _built_choices("database") or auth not in _built_choices("auth"):
             continue
-        project = render(tmp_path_factory.mktemp("deps") / "p", database=database, auth=auth)
+        project = render(
+            tmp_path_factory.mktemp("deps") / "p", database=database, auth=auth, redis=True
+        )
         pyproject = tomllib.loads((project / "pyproject.toml").read_text())
         requirements.update(pyproject["project"]["dependencies"])
         requirements.update(pyproject["dependency-groups"]["dev"])
@@ -126,7 +143,7 @@ def test_renders_clean_and_passes_lint_and_strict_types(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+@pytest.mark.parametrize("variant", INSTALLED, ids=str)
 def test_its_own_suite_passes_on_its_real_database(
     variant: Variant,
     tmp_path: Path,
@@ -137,4 +154,6 @@ def test_its_own_suite_passes_on_its_real_database(
     env = {}
     if variant.database != "sqlite":
         env["DATABASE_URL"] = database_server(variant.database).url
+    if variant.redis:
+        env["REDIS_URL"] = database_server("redis").url
     install_and_test_with_readme(project, package_manager_tools, env)

@@ -387,6 +387,36 @@ def test_switching_the_database_by_update_keeps_the_users_work(
     assert env_values(project)["DB_PORT"] == "3306"
 
 
+@pytest.mark.slow
+def test_turning_redis_on_by_update_keeps_the_users_work(
+    template_repo: Path, tmp_path: Path, database_server: Callable[[str], DatabaseServer]
+) -> None:
+    project = render_at(template_repo, NEW, tmp_path / "project")
+    run([uv(), "sync", "--quiet"], project)
+    make_user_edits(project, with_migration=True)
+    update(project, NEW, redis=True)
+    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["redis"] is True
+    assert conflict_markers(project) == []
+    assert rejects(project) == []
+    assert_user_edits_survived(project)
+    assert '"redis>=' in (project / "pyproject.toml").read_text()
+    assert (project / PACKAGE / "core/redis.py").is_file()
+    assert "redis:" in (project / "compose.yaml").read_text()
+    commit_all(project, "turn Redis on")
+    run([uv(), "sync", "--quiet"], project)
+    # The suite's Redis tests run against a real server; CI=true makes a missing one fail.
+    env = {"REDIS_URL": database_server("redis").url, "CI": "true"}
+    result = run([uv(), "run", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env)
+    assert " passed" in result.stdout.splitlines()[-1]
+    assert "skipped" not in result.stdout.splitlines()[-1]
+
+    commit_all(project, "lock")
+    update(project, NEW, redis=False)
+    assert not (project / PACKAGE / "core/redis.py").exists()
+    assert "redis" not in (project / "pyproject.toml").read_text()
+    assert_user_edits_survived(project)
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
