@@ -109,10 +109,10 @@ async def run_client(
             title = f"load {client.index}.{client.made}"
             body = {"title": title, "description": f"Made by client {client.index}."}
             item = await tally.send(operation, http.post(ITEMS, json=body, headers=headers), 201)
-            if isinstance(item, dict) and item.get("title") == title:
-                client.titles[item["id"]] = title
+            if isinstance(item, dict) and item.get("title") == title and "id" in item:
+                client.titles[str(item["id"])] = title
             elif isinstance(item, dict):
-                tally.error(operation, f"sent the title {title!r}, the answer has {item!r}")
+                tally.error(operation, f"sent the title {title!r}, the answer is {item!r}")
         elif operation == "read":
             item_id = ids[step % len(ids)]
             item = await tally.send(operation, http.get(f"{ITEMS}/{item_id}", headers=headers), 200)
