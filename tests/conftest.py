@@ -62,7 +62,32 @@ def package_manager_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Time per package manager, from the slow README test (also under xdist)."""
+    """Time per package manager, from the slow README test, and the figures of the
+    multi-worker test (also under xdist)."""
+    _package_manager_timings(terminalreporter)
+    _worker_figures(terminalreporter)
+
+
+def _worker_figures(terminalreporter: pytest.TerminalReporter) -> None:
+    rows = [
+        value
+        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+        for name, value in report.user_properties
+        if name == "worker_figures"
+    ]
+    if rows:
+        terminalreporter.section("workers: fastapi run --workers 4, integration concurrency")
+        for row in sorted(rows, key=lambda row: (row["database"], row.get("redis", False))):
+            name = row["database"] + (" + redis" if row.get("redis") else "")
+            terminalreporter.write_line(
+                f"{name:>18}: {row['clients']} clients, {row['requests']} requests "
+                f"in {row['seconds']:.1f} s, {row['throughput']:.0f} req/s, "
+                f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
+                f"max {row['max_ms']:.0f} ms, {row['errors']} errors"
+            )
+
+
+def _package_manager_timings(terminalreporter: pytest.TerminalReporter) -> None:
     rows = [
         value
         for report in terminalreporter.getreports("passed")

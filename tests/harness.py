@@ -181,14 +181,15 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(project: Path, env: Mapping[str, str]) -> Iterator[Served]:
-    """Serve a render with `fastapi run` on a free loopback port; stop it on the way out."""
+def serve(project: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> Iterator[Served]:
+    """Serve a render with `fastapi run` (and `args`, e.g. `--workers 4`) on a free loopback
+    port; stop it on the way out."""
     port = free_port()
     served = Served(f"http://127.0.0.1:{port}")
     full_env = child_env({"LOG_FORMAT": "json", **env})
     with tempfile.TemporaryFile() as log:
         server = subprocess.Popen(
-            [uv(), "run", "fastapi", "run", "--host", "127.0.0.1", "--port", str(port)],
+            [uv(), "run", "fastapi", "run", "--host", "127.0.0.1", "--port", str(port), *args],
             cwd=project,
             env=full_env,
             stdout=log,

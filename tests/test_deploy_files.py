@@ -355,12 +355,54 @@ def test_ci_workflow_runs_the_readme_checks_on_the_chosen_python(
         f"{run}alembic upgrade head",
         f"{run}alembic check",
         f"{run}pytest",
+        *_served_commands(run),
+        'cat "$RUNNER_TEMP/server.log"',
     ]
 
     migrations = next(step for step in steps if "alembic upgrade head" in step.get("run", ""))
     assert len(migrations["env"]["SECRET_KEY"]) >= 32
     assert "ci-only" in migrations["env"]["SECRET_KEY"]
     assert migrations["env"]["DATABASE_URL"].startswith("sqlite+aiosqlite:///${{ runner.temp }}/")
+
+
+def _served_commands(run: str, *, api_key: bool = False) -> list[str]:
+    """The served-app step: migrate, an API key (api_key style), serve, wait, check."""
+    url = "http://127.0.0.1:8000"
+    create_key = f'API_KEY="$({run}python -m my_service api-keys create ci --client ci)"'
+    key = [create_key, "export API_KEY"] if api_key else []
+    return [
+        f"{run}alembic upgrade head",
+        *key,
+        f'{run}fastapi run --workers 4 --host 127.0.0.1 --port 8000 > "$RUNNER_TEMP/server.log"'
+        " 2>&1 &",
+        f"curl --silent --show-error --fail --retry 30 --retry-delay 1 --retry-connrefused"
+        f" {url}/health",
+        f"{run}python -m tests.integration smoke --app-url {url}",
+        f"{run}python -m tests.integration concurrency --app-url {url}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("database", "auth"),
+    [("sqlite", "api_key"), ("postgresql", "none"), ("mysql", "jwt")],
+)
+def test_ci_serves_the_app_and_checks_it_with_the_readme_commands(
+    copie: Copie, database: str, auth: str
+) -> None:
+    """CI starts the app with several workers and runs the integration commands against it,
+    as the README shows them; the server's log is shown when that step fails."""
+    project = _render(copie, database=database, auth=auth, ci="github", package_manager="poetry")
+    actionlint(project / WORKFLOW)
+    steps = yaml.safe_load((project / WORKFLOW).read_text())["jobs"]["test"]["steps"]
+    served = next(step for step in steps if step.get("id") == "served")
+    lines = [line.strip() for line in served["run"].splitlines() if line.strip()]
+    assert lines == _served_commands("poetry run ", api_key=auth == "api_key")
+    assert ("DATABASE_URL" in served["env"]) == (database == "sqlite")
+    log = steps[steps.index(served) + 1]
+    assert log["if"] == "failure() && steps.served.outcome == 'failure'"
+    readme = (project / "README.md").read_text()
+    for line in lines[-2:]:
+        assert line in readme, line
 
 
 def test_readme_mentions_ci_only_when_it_is_rendered(
