@@ -218,6 +218,7 @@ def call(
     form: dict[str, str] | None = None,
     token: str | None = None,
     headers: Mapping[str, str] | None = None,
+    timeout: float = 10,
 ) -> tuple[int, dict[str, str], Any]:
     """One HTTP request with the standard library: (status, lower-cased headers, JSON body)."""
     all_headers = dict(headers or {})
@@ -232,7 +233,7 @@ def call(
         all_headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(base + path, data=data, headers=all_headers, method=method)  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             body = response.read()
             status, response_headers = response.status, response.headers
     except urllib.error.HTTPError as error:
