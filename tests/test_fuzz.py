@@ -1,13 +1,15 @@
 """Fuzzing every database x auth style with schemathesis, over HTTP, on real servers.
 
 Each case renders the service (uv, no Redis), migrates its real database, serves it with
-`fastapi run`, authenticates as a client would (jwt: register and log in; api_key: a key
-made with the render's own CLI; none: nothing), and runs schemathesis against the served
-`/openapi.json`: every phase (examples, coverage, fuzzing, and the stateful phase, which
-chains operations through the links it finds, e.g. create an item then read, update and
-delete it), at least MAX_EXAMPLES cases per operation, with a fixed seed. No request may end
-in a server error, and the server may log no error. The seconds each case took go to the
-"fuzz" section at the end of the run.
+`fastapi run`, authenticates as a client would (jwt: the superuser, made with the render's
+CLI, logs in over HTTP; api_key: a key made with the render's CLI; none: nothing), and runs
+schemathesis against the served `/openapi.json`: every phase (examples, coverage, fuzzing,
+and the stateful phase, which chains operations through the links it finds, e.g. create an
+item then read, update and delete it), at least MAX_EXAMPLES cases per operation, with a
+fixed seed. No request may end in a server error (nor fail the other CHECKS), the server may
+log no error, and every operation of REACHED must have succeeded at least once (so refused
+credentials cannot pass unnoticed). The seconds each case took go to the "fuzz" section at
+the end of the run.
 
 The served app runs as a user would run it, except that rate limits are off (the fuzzer
 sends far more requests per minute than any client) and Argon2id runs at its minimum cost,
@@ -49,6 +51,9 @@ SEED = 20261206
 # stalling the suite.
 REQUEST_TIMEOUT = 10
 RUN_TIMEOUT = 600
+# Schemathesis's count of test cases, and an id in a logged path.
+_GENERATED = re.compile(r"^\s*(\d+) generated", re.M)
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 pytestmark = pytest.mark.slow
 
@@ -142,8 +147,6 @@ def _succeeded(log: str) -> set[tuple[str, str]]:
     }
 
 
-_GENERATED = re.compile(r"^\s*(\d+) generated", re.M)
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # What the fuzzer must have reached with success: proof that its credentials were accepted
 # and that the stateful phase read, changed and deleted the items it created.
 ITEMS = {
