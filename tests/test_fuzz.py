@@ -206,7 +206,8 @@ def test_schemathesis_finds_no_server_error(
     )
 
     report = f"--- schemathesis ---\n{fuzzed.stdout[-20000:]}\n{fuzzed.stderr[-5000:]}"
-    assert fuzzed.returncode == 0, report
+    exit_code = fuzzed.returncode  # named, so that a failure shows the report, not the process
+    assert exit_code == 0, report
     assert f"Seed: {SEED}" in fuzzed.stdout, report  # it ran, with our settings
     errors = _logged_errors(served.log)
     assert not errors, f"the server logged errors: {errors[:5]}\n{report}"
