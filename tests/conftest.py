@@ -62,10 +62,28 @@ def package_manager_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Time per package manager, from the slow README test, and the figures of the
-    multi-worker test (also under xdist)."""
+    """Time per package manager, from the slow README test, the figures of the multi-worker
+    test, and the time of each fuzzed case (also under xdist)."""
     _package_manager_timings(terminalreporter)
     _worker_figures(terminalreporter)
+    _fuzz_timings(terminalreporter)
+
+
+def _fuzz_timings(terminalreporter: pytest.TerminalReporter) -> None:
+    rows = [
+        value
+        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+        for name, value in report.user_properties
+        if name == "fuzz_seconds"
+    ]
+    if rows:
+        terminalreporter.section("fuzz: schemathesis, seconds per case")
+        for row in sorted(rows, key=lambda row: row["case"]):
+            terminalreporter.write_line(
+                f"{row['case']:>18}: install {row['install']:5.1f}  fuzz {row['fuzz']:5.1f} "
+                f"(CPU {row['cpu']:5.1f})  total {row['install'] + row['fuzz']:5.1f}  "
+                f"({row['cases']} test cases)"
+            )
 
 
 def _worker_figures(terminalreporter: pytest.TerminalReporter) -> None:
