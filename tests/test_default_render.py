@@ -5,13 +5,16 @@ Its lint, strict types and own suite run with every other variant in tests/test_
 
 import json
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
+import copier
+import jinja2
 import pytest
 import yaml
 
-from harness import assert_no_jinja_residue, exercise_jwt_api, render, run, serve, uv
+from harness import TEMPLATE_ROOT, assert_no_jinja_residue, exercise_jwt_api, render, run, serve, uv
 
 
 def test_no_jinja_residue_is_left(default_project: Path) -> None:
@@ -106,3 +109,41 @@ def test_the_service_serves_the_whole_flow_over_http(
     # The access log is JSON and carries the request id that the client saw.
     lines = [json.loads(line) for line in server.log.splitlines() if line.startswith("{")]
     assert any(line.get("path") == "/api/v1/items" and line.get("request_id") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("path", "typo", "message"),
+    [
+        ("template/README.md.jinja", "{{ pakage_name }}", "'pakage_name' is undefined"),
+        (
+            "template/{% if ci == 'github' %}.github{% endif %}/workflows/ci.yml.jinja",
+            "# {{ pm.rum }}",
+            "has no attribute 'rum'",
+        ),
+    ],
+)
+def test_a_misspelt_variable_fails_the_render_and_names_it(
+    tmp_path: Path, path: str, typo: str, message: str
+) -> None:
+    """copier.yml renders with StrictUndefined: a typo is an error, never an empty string."""
+    template = tmp_path / "template-copy"
+    template.mkdir()
+    for name in ("copier.yml", "template", "includes", "copier_migrations"):
+        source = TEMPLATE_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, template / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, template / name)
+    with (template / path).open("a") as file:
+        file.write(f"\n{typo}\n")
+    destination = tmp_path / "my-service"
+    with pytest.raises(jinja2.UndefinedError, match=re.escape(message)):
+        copier.run_copy(
+            str(template),
+            str(destination),
+            data={"project_name": "My Service"},
+            defaults=True,
+            unsafe=True,
+            quiet=True,
+        )
+    assert not destination.exists()  # nothing half-rendered is left behind

@@ -36,6 +36,8 @@ from harness import (
 
 DOCKER_FILES = ("Dockerfile", ".dockerignore", "compose.yaml")
 WORKFLOW = Path(".github/workflows/ci.yml")
+# Weekly: is a newer template version out? (tests/test_update.py runs its steps.)
+UPDATE_WORKFLOW = Path(".github/workflows/template-update.yml")
 # The answers file records `docker: false` and `ci: none` by design; nothing else may mention them.
 ANSWERS_FILE = ".copier-answers.yml"
 
@@ -325,6 +327,19 @@ def test_ci_workflow_matches_the_github_workflow_schema(each_manager: tuple[str,
     check_schema("vendor.github-workflows", project / WORKFLOW)
 
 
+def test_the_template_update_workflow_passes_actionlint_and_the_schema(
+    docker_and_ci: Path,
+) -> None:
+    """The same file for every answer: checked once, on the default render."""
+    workflow = docker_and_ci / UPDATE_WORKFLOW
+    actionlint(workflow)
+    check_schema("vendor.github-workflows", workflow)
+    loaded = yaml.safe_load(workflow.read_text())
+    assert loaded["permissions"] == {"contents": "read", "issues": "write"}
+    assert [trigger["cron"] for trigger in loaded[True]["schedule"]] == ["23 6 * * 1"]
+    assert "workflow_dispatch" in loaded[True]
+
+
 def test_ci_workflow_runs_the_readme_checks_on_the_chosen_python(
     each_manager: tuple[str, Path],
 ) -> None:
@@ -453,6 +468,8 @@ def test_image_and_ci_use_the_chosen_python_version(copie: Copie) -> None:
         (str(WORKFLOW), "runner.temp", "runner.tmp"),
         # shellcheck through actionlint (SC2086): an unquoted variable.
         (str(WORKFLOW), "run: uv run pytest", "run: uv run pytest $PYTEST_ARGS"),
+        # shellcheck through actionlint (SC2086), in the update workflow's script.
+        (str(UPDATE_WORKFLOW), 'edit "$number"', "edit $number"),
         # The Compose schema: an unknown service key.
         ("compose.yaml", "    restart: unless-stopped\n", "    restart_policy: always\n"),
     ],
@@ -469,6 +486,7 @@ def test_linters_reject_a_broken_file(
         "Dockerfile": _hadolint,
         "compose.yaml": lambda file: check_schema("vendor.compose-spec", file),
         "ci.yml": actionlint,
+        "template-update.yml": actionlint,
     }[broken.name]
     with pytest.raises(pytest.fail.Exception):
         lint(broken)

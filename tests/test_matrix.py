@@ -131,7 +131,7 @@ def test_renders_clean_and_passes_lint_and_strict_types(
     project = render(tmp_path / "my-service", **variant.answers)
     assert_no_jinja_residue(project)
     tomllib.loads((project / "pyproject.toml").read_text())
-    for name in ("compose.yaml", ".github/workflows/ci.yml"):
+    for name in ("compose.yaml", ".github/workflows/ci.yml", ".pre-commit-config.yaml"):
         assert isinstance(yaml.safe_load((project / name).read_text()), dict), name
     run([tool("ruff"), "format", "--check", "."], project)
     run([tool("ruff"), "check", "."], project)

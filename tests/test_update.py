@@ -10,6 +10,7 @@ one updates to the working tree with its data. A clone without that history skip
 and fails under CI=true.
 """
 
+import json
 import os
 import re
 import shutil
@@ -562,6 +563,145 @@ def test_the_guard_lists_every_refused_answer(tmp_path: Path) -> None:
     refused = _guard(tmp_path, *REFUSALS)
     assert refused.returncode == 1
     assert refused.stderr.splitlines() == list(REFUSALS.values())
+
+
+# ------------------------------------------------------------- check-update ---
+
+WORKFLOW = Path(".github/workflows/template-update.yml")
+
+
+def copier_cli() -> str:
+    return shutil.which("copier") or str(Path(uv()).with_name("copier"))
+
+
+def check_update(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [copier_cli(), "check-update", *args],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_check_update_reports_the_newer_version_until_the_update(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project")
+    checked = check_update(project)
+    assert (checked.returncode, checked.stdout) == (
+        0,
+        f"New template version available.\nCurrent version is {OLD}, latest version is {PATCH}.\n",
+    ), checked.stderr
+    assert check_update(project, "--quiet").returncode == 2  # for scripts: 2 is "newer"
+    assert json.loads(check_update(project, "--output-format", "json").stdout) == {
+        "update_available": True,
+        "current_version": OLD,
+        "latest_version": PATCH,
+    }
+
+    update(project, PATCH)
+    commit_all(project, f"update to {PATCH}")
+    checked = check_update(project)
+    assert (checked.returncode, checked.stdout) == (0, "Project is up-to-date!\n"), checked.stderr
+    assert check_update(project, "--quiet").returncode == 0
+    assert (
+        json.loads(check_update(project, "--output-format", "json").stdout)["update_available"]
+        is False
+    )
+
+
+# Stand-ins for what a GitHub runner has: pipx runs the template's own Copier (no download),
+# and gh answers `issue list` from a file and logs every other call.
+FAKE_PIPX = """#!/bin/bash
+[ "$1 $2" = "run --spec" ] && [ "$3" = "$EXPECTED_SPEC" ] || { echo "pipx $*" >&2; exit 64; }
+shift 3
+[ "$1" = copier ] || exit 64
+shift
+exec "$COPIER" "$@"
+"""
+FAKE_GH = """#!/bin/bash
+if [ "$1 $2" = "issue list" ]; then cat "$OPEN_ISSUES"; else printf '%s\\0' "$@" >> "$GH_LOG"; fi
+"""
+
+
+def _workflow_steps(project: Path) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    workflow = yaml.safe_load((project / WORKFLOW).read_text())
+    job = workflow["jobs"]["check"]
+    return job["env"], {step["name"]: step for step in job["steps"] if "name" in step}
+
+
+def _run_step(
+    project: Path, step: dict[str, Any], tools: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return run(
+        ["bash", "-e", "-c", step["run"]],
+        project,
+        env={"PATH": f"{tools}{os.pathsep}{os.environ['PATH']}", **env},
+    )
+
+
+def test_the_template_update_workflow_opens_one_issue_then_keeps_it_up_to_date(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    project = render_at(template_repo, OLD, tmp_path / "project")
+    workflow = yaml.safe_load((project / WORKFLOW).read_text())
+    assert workflow["permissions"] == {"contents": "read", "issues": "write"}
+    assert set(workflow[True]) == {"schedule", "workflow_dispatch"}  # PyYAML reads `on` as True
+    job_env, steps = _workflow_steps(project)
+    check, report = (
+        steps["Check the template for a newer version"],
+        steps["Open or update the issue"],
+    )
+    assert report["if"] == "steps.check.outputs.available == 'true'"
+
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name, script in (("pipx", FAKE_PIPX), ("gh", FAKE_GH)):
+        (tools / name).write_text(script)
+        (tools / name).chmod(0o755)
+    # The Copier the workflow asks for is at least the template's _min_copier_version.
+    minimum = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())["_min_copier_version"]
+    env = {
+        **job_env,
+        "COPIER": copier_cli(),
+        "EXPECTED_SPEC": f"copier>={minimum},<10",
+        "GITHUB_OUTPUT": str(tmp_path / "github-output"),
+        "OPEN_ISSUES": str(tmp_path / "open-issues.json"),
+        "GH_LOG": str(tmp_path / "gh.log"),
+    }
+
+    def outputs() -> dict[str, str]:
+        path = Path(env["GITHUB_OUTPUT"])
+        path.write_text("")
+        _run_step(project, check, tools, env)
+        return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+    def report_and_log(open_issues: list[dict[str, Any]], found: dict[str, str]) -> list[str]:
+        Path(env["OPEN_ISSUES"]).write_text(json.dumps(open_issues))
+        Path(env["GH_LOG"]).write_text("")
+        versions = {"CURRENT": found["current"], "LATEST": found["latest"]}
+        _run_step(project, report, tools, {**env, **versions})
+        return Path(env["GH_LOG"]).read_text().split("\0")[:-1]
+
+    found = outputs()
+    assert found == {"available": "true", "current": OLD, "latest": PATCH}
+    title = job_env["ISSUE_TITLE"]
+    # No open issue: one is created, saying which versions and how to update.
+    calls = report_and_log([], found)
+    assert calls[:4] == ["issue", "create", "--title", title], calls
+    body = calls[calls.index("--body") + 1]
+    assert f"version {OLD} of its Copier template; version {PATCH} is available" in body
+    assert "    copier update --trust --defaults\n" in body
+    # The issue is open (beside one whose title only contains it): that one is edited.
+    similar = {"number": 3, "title": f"{title} for the docs"}
+    calls = report_and_log([similar, {"number": 7, "title": title}], found)
+    assert calls == ["issue", "edit", "7", "--body", body], calls
+
+    update(project, PATCH)
+    commit_all(project, f"update to {PATCH}")
+    assert outputs() == {"available": "false", "current": PATCH, "latest": PATCH}
 
 
 # ------------------------------------------------------------------ releases ---
