@@ -22,6 +22,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def _add_request_id(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
     event.setdefault("request_id", request_id_var.get())
+    event.pop("color_message", None)  # uvicorn's copy of the message, with ANSI colours
     return event
 
 
@@ -30,13 +31,14 @@ def _upper_case_level(_logger: WrappedLogger, _method: str, event: EventDict) ->
     return event
 
 
-def _escape_control_characters(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
-    """Escape control characters in console lines (a newline sent as %0a in a path, an ANSI
-    escape), so that a client cannot forge a line; JSON escapes them itself, and tracebacks,
-    rendered after this, keep their own."""
+def _for_console(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """Leave out empty values (no request id outside a request), and escape control characters
+    (a newline sent as %0a in a path, an ANSI escape), so that a client cannot forge a line;
+    JSON escapes them itself, and tracebacks, rendered after this, keep their own."""
     return {
         key: _CONTROL.sub(_escaped, value) if isinstance(value, str) else value
         for key, value in event.items()
+        if value is not None
     }
 
 
@@ -46,11 +48,11 @@ def _escaped(match: re.Match[str]) -> str:
 
 # Run on every record, from `logging` and from structlog alike.
 _SHARED: list[Processor] = [
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.stdlib.ExtraAdder(),
     _add_request_id,
-    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
 ]
 
 
@@ -67,7 +69,7 @@ def formatter(fmt: Literal["json", "console"]) -> logging.Formatter:
         ]
     else:
         rendering = [
-            _escape_control_characters,
+            _for_console,
             structlog.dev.ConsoleRenderer(
                 colors=sys.stderr.isatty(),
                 # Plain: rich's tracebacks would print every local variable, secrets included.
