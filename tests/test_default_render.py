@@ -59,6 +59,16 @@ def test_project_files_parse(default_project: Path) -> None:
     assert answers["_src_path"]
 
 
+def test_without_sentry_nothing_of_it_is_rendered(default_project: Path) -> None:
+    """No module, test, dependency, setting or README section: only the recorded answer."""
+    answers = yaml.safe_load((default_project / ".copier-answers.yml").read_text())
+    assert answers["sentry"] is False
+    for path in default_project.rglob("*"):
+        if path.is_file() and path.name != ".copier-answers.yml":
+            assert "sentry" not in path.name.lower(), path
+            assert b"sentry" not in path.read_bytes().lower(), path
+
+
 def test_the_secret_is_fresh_per_render_and_never_recorded(
     default_project: Path, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 Fast layer (no marker): render, no Jinja residue, the project files parse, and
 `ruff format --check`, `ruff check` and strict mypy pass on the render.
+`sentry` is on in a few chosen variants (SENTRY), not a product axis.
 Slow layer (`slow`): install the render with its own package manager and run its own
 suite on its real database (and its real Redis), with the commands of the render's own
 README.
@@ -40,10 +41,12 @@ class Variant:
     auth: str
     package_manager: str
     redis: bool = False
+    sentry: bool = False
 
     def __str__(self) -> str:
         name = f"{self.database}-{self.auth}-{self.package_manager}"
-        return f"{name}-redis" if self.redis else name
+        name = f"{name}-redis" if self.redis else name
+        return f"{name}-sentry" if self.sentry else name
 
     @property
     def answers(self) -> dict[str, str | bool]:
@@ -52,6 +55,7 @@ class Variant:
             "auth": self.auth,
             "package_manager": self.package_manager,
             "redis": self.redis,
+            "sentry": self.sentry,
         }
 
 
@@ -68,8 +72,16 @@ def _built_choices(question: str) -> tuple[str, ...]:
     return tuple(built)
 
 
+# `sentry` is on in a few variants rather than a product axis: each database, each auth
+# style and Redis once, all of them installed and run by the slow layer.
+SENTRY = {
+    ("sqlite", "jwt", "uv", False),
+    ("postgresql", "api_key", "uv", True),
+    ("mysql", "none", "pipenv", False),
+}
+
 VARIANTS = [
-    Variant(*combination)
+    Variant(*combination, sentry=combination in SENTRY)
     for combination in itertools.product(DATABASES, AUTHS, PACKAGE_MANAGERS, (False, True))
     if combination[0] in _built_choices("database")
     and combination[1] in _built_choices("auth")
@@ -88,7 +100,13 @@ INSTALLED = [
 
 
 def test_the_table_covers_every_built_choice() -> None:
-    assert yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())["redis"]["type"] == "bool"
+    questions = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
+    assert questions["redis"]["type"] == questions["sentry"]["type"] == "bool"
+    with_sentry = [variant for variant in INSTALLED if variant.sentry]
+    assert len(with_sentry) == len(SENTRY)
+    assert {variant.database for variant in with_sentry} == set(_built_choices("database"))
+    assert {variant.auth for variant in with_sentry} == set(_built_choices("auth"))
+    assert any(variant.redis for variant in with_sentry)
     for question, listed in [
         ("database", DATABASES),
         ("auth", AUTHS),
@@ -109,7 +127,11 @@ def lint_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if database not in _built_choices("database") or auth not in _built_choices("auth"):
             continue
         project = render(
-            tmp_path_factory.mktemp("deps") / "p", database=database, auth=auth, redis=True
+            tmp_path_factory.mktemp("deps") / "p",
+            database=database,
+            auth=auth,
+            redis=True,
+            sentry=True,
         )
         pyproject = tomllib.loads((project / "pyproject.toml").read_text())
         requirements.update(pyproject["project"]["dependencies"])

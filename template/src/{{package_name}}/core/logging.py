@@ -1,72 +1,102 @@
-"""Structured logging: one JSON object per line, carrying the request id."""
+"""Structured logs with structlog: one JSON object per line, or readable lines locally.
 
-import json
+Every record takes the same way out, whoever logs it: the service (with `logging` and
+`extra=`, or `structlog.get_logger()` and key-values), uvicorn, saq and the other libraries.
+Each line carries the id of the request (or job) it belongs to.
+"""
+
 import logging
 import re
 import sys
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from typing import Literal
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+# Set by RequestContextMiddleware for the duration of each request (and by a job for its run).
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-# Set by RequestContextMiddleware for the duration of each request.
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
-# Attributes every LogRecord has; anything else was passed with `extra=`.
-_RECORD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
-
-
-class RequestIdFilter(logging.Filter):
-    """Copy the current request id onto every record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
-        return True
+def _add_request_id(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    event.setdefault("request_id", request_id_var.get())
+    event.pop("color_message", None)  # uvicorn's copy of the message, with ANSI colours
+    return event
 
 
-class ConsoleFormatter(logging.Formatter):
-    """Readable lines for local use. Control characters in a line (a newline in a path sent
-    as %0a, an ANSI escape) are escaped, so that a client cannot forge log lines; tracebacks,
-    appended after the line, keep their own."""
+def _upper_case_level(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    event["level"] = event["level"].upper()  # "ERROR", as log queries have always matched it
+    return event
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        return _CONTROL.sub(_escaped, super().formatMessage(record))
+
+def _for_console(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """Leave out empty values (no request id outside a request), and escape control characters
+    (a newline sent as %0a in a path, an ANSI escape), so that a client cannot forge a line;
+    JSON escapes them itself, and tracebacks, rendered after this, keep their own."""
+    return {
+        key: _CONTROL.sub(_escaped, value) if isinstance(value, str) else value
+        for key, value in event.items()
+        if value is not None
+    }
 
 
 def _escaped(match: re.Match[str]) -> str:
     return match.group().encode("unicode_escape").decode("ascii")
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, object] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        payload.update(
-            (key, value) for key, value in vars(record).items() if key not in _RECORD_ATTRS
-        )
-        if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
+# Run on every record, from `logging` and from structlog alike.
+_SHARED: list[Processor] = [
+    structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.stdlib.ExtraAdder(),
+    _add_request_id,
+]
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """Route the app's and the server's logs through one handler on the root logger.
+def formatter(fmt: Literal["json", "console"]) -> logging.Formatter:
+    """The formatter of the root handler: the record through the shared processors, then
+    rendered as one JSON object, or as a console line."""
+    rendering: list[Processor]
+    if fmt == "json":
+        rendering = [
+            _upper_case_level,
+            structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("message"),
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        rendering = [
+            _for_console,
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(),
+                # Plain: rich's tracebacks would print every local variable, secrets included.
+                exception_formatter=structlog.dev.plain_traceback,
+            ),
+        ]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
+    )
+
+
+def configure_logging(level: str, fmt: Literal["json", "console"]) -> None:
+    """Route the app's, the server's and structlog's logs through one handler on the root
+    logger.
 
     Uvicorn's own access log is silenced: RequestContextMiddleware logs every
     request with its request id, status and duration instead.
     """
+    structlog.configure(
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            ConsoleFormatter("%(asctime)s %(levelname)-8s [%(request_id)s] %(name)s: %(message)s")
-        )
+    handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
