@@ -40,10 +40,12 @@ class Variant:
     auth: str
     package_manager: str
     redis: bool = False
+    metrics: bool = False
 
     def __str__(self) -> str:
         name = f"{self.database}-{self.auth}-{self.package_manager}"
-        return f"{name}-redis" if self.redis else name
+        name = f"{name}-redis" if self.redis else name
+        return f"{name}-metrics" if self.metrics else name
 
     @property
     def answers(self) -> dict[str, str | bool]:
@@ -52,6 +54,7 @@ class Variant:
             "auth": self.auth,
             "package_manager": self.package_manager,
             "redis": self.redis,
+            "metrics": self.metrics,
         }
 
 
@@ -68,8 +71,15 @@ def _built_choices(question: str) -> tuple[str, ...]:
     return tuple(built)
 
 
+# metrics=true is not an axis of its own: these variants turn it on, one per database, one
+# per auth style and one with Redis (the job counts), each on its own package manager.
+WITH_METRICS = {
+    Variant("sqlite", "jwt", "uv"),
+    Variant("postgresql", "api_key", "uv", redis=True),
+    Variant("mysql", "none", "pip"),
+}
 VARIANTS = [
-    Variant(*combination)
+    Variant(*combination, metrics=Variant(*combination) in WITH_METRICS)
     for combination in itertools.product(DATABASES, AUTHS, PACKAGE_MANAGERS, (False, True))
     if combination[0] in _built_choices("database")
     and combination[1] in _built_choices("auth")
@@ -89,6 +99,10 @@ INSTALLED = [
 
 def test_the_table_covers_every_built_choice() -> None:
     assert yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())["redis"]["type"] == "bool"
+    assert yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())["metrics"]["type"] == "bool"
+    with_metrics = [variant for variant in VARIANTS if variant.metrics]
+    assert len(with_metrics) == len(WITH_METRICS)
+    assert set(INSTALLED) >= set(with_metrics)
     for question, listed in [
         ("database", DATABASES),
         ("auth", AUTHS),
@@ -109,7 +123,11 @@ def lint_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if database not in _built_choices("database") or auth not in _built_choices("auth"):
             continue
         project = render(
-            tmp_path_factory.mktemp("deps") / "p", database=database, auth=auth, redis=True
+            tmp_path_factory.mktemp("deps") / "p",
+            database=database,
+            auth=auth,
+            redis=True,
+            metrics=True,
         )
         pyproject = tomllib.loads((project / "pyproject.toml").read_text())
         requirements.update(pyproject["project"]["dependencies"])
