@@ -181,9 +181,11 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(project: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> Iterator[Served]:
+def serve(
+    project: Path, env: Mapping[str, str], args: Sequence[str] = (), *, timeout: float = 60
+) -> Iterator[Served]:
     """Serve a render with `fastapi run` (and `args`, e.g. `--workers 4`) on a free loopback
-    port; stop it on the way out."""
+    port, waiting up to `timeout` seconds for it to answer; stop it on the way out."""
     port = free_port()
     served = Served(f"http://127.0.0.1:{port}")
     full_env = child_env({"LOG_FORMAT": "json", **env})
@@ -196,7 +198,7 @@ def serve(project: Path, env: Mapping[str, str], args: Sequence[str] = ()) -> It
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_until_serving(f"{served.base_url}/health", server)
+            wait_until_serving(f"{served.base_url}/health", server, timeout)
             yield served
         finally:
             server.terminate()

@@ -42,11 +42,13 @@ class Variant:
     package_manager: str
     redis: bool = False
     sentry: bool = False
+    metrics: bool = False
 
     def __str__(self) -> str:
         name = f"{self.database}-{self.auth}-{self.package_manager}"
         name = f"{name}-redis" if self.redis else name
-        return f"{name}-sentry" if self.sentry else name
+        name = f"{name}-sentry" if self.sentry else name
+        return f"{name}-metrics" if self.metrics else name
 
     @property
     def answers(self) -> dict[str, str | bool]:
@@ -56,6 +58,7 @@ class Variant:
             "package_manager": self.package_manager,
             "redis": self.redis,
             "sentry": self.sentry,
+            "metrics": self.metrics,
         }
 
 
@@ -72,16 +75,22 @@ def _built_choices(question: str) -> tuple[str, ...]:
     return tuple(built)
 
 
-# `sentry` is on in a few variants rather than a product axis: each database, each auth
-# style and Redis once, all of them installed and run by the slow layer.
+# `sentry` and `metrics` are on in a few variants rather than product axes: each database,
+# each auth style and Redis once, all of them installed and run by the slow layer. Two
+# variants have both, so that they are also proven together.
 SENTRY = {
     ("sqlite", "jwt", "uv", False),
     ("postgresql", "api_key", "uv", True),
     ("mysql", "none", "pipenv", False),
 }
+METRICS = {
+    ("sqlite", "jwt", "uv", False),
+    ("postgresql", "api_key", "uv", True),
+    ("mysql", "none", "pip", False),
+}
 
 VARIANTS = [
-    Variant(*combination, sentry=combination in SENTRY)
+    Variant(*combination, sentry=combination in SENTRY, metrics=combination in METRICS)
     for combination in itertools.product(DATABASES, AUTHS, PACKAGE_MANAGERS, (False, True))
     if combination[0] in _built_choices("database")
     and combination[1] in _built_choices("auth")
@@ -101,12 +110,14 @@ INSTALLED = [
 
 def test_the_table_covers_every_built_choice() -> None:
     questions = yaml.safe_load((TEMPLATE_ROOT / "copier.yml").read_text())
-    assert questions["redis"]["type"] == questions["sentry"]["type"] == "bool"
-    with_sentry = [variant for variant in INSTALLED if variant.sentry]
-    assert len(with_sentry) == len(SENTRY)
-    assert {variant.database for variant in with_sentry} == set(_built_choices("database"))
-    assert {variant.auth for variant in with_sentry} == set(_built_choices("auth"))
-    assert any(variant.redis for variant in with_sentry)
+    for question in ("redis", "sentry", "metrics"):
+        assert questions[question]["type"] == "bool", question
+    for option, chosen in [("sentry", SENTRY), ("metrics", METRICS)]:
+        with_it = [variant for variant in INSTALLED if getattr(variant, option)]
+        assert len(with_it) == len(chosen), option
+        assert {variant.database for variant in with_it} == set(_built_choices("database"))
+        assert {variant.auth for variant in with_it} == set(_built_choices("auth"))
+        assert any(variant.redis for variant in with_it), option
     for question, listed in [
         ("database", DATABASES),
         ("auth", AUTHS),
@@ -132,6 +143,7 @@ def lint_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
             auth=auth,
             redis=True,
             sentry=True,
+            metrics=True,
         )
         pyproject = tomllib.loads((project / "pyproject.toml").read_text())
         requirements.update(pyproject["project"]["dependencies"])
