@@ -43,21 +43,27 @@ STYLES = [
         name="jwt",
         own_files=(
             f"{PACKAGE}/core/security.py",
+            f"{PACKAGE}/core/email.py",
             f"{PACKAGE}/api/routes/auth.py",
             f"{PACKAGE}/api/routes/users.py",
             f"{PACKAGE}/models/user.py",
             f"{PACKAGE}/models/token.py",
+            f"{PACKAGE}/models/password_reset.py",
+            "migrations/versions/2026_12_06_0000-482a882efca0_password_reset_tokens.py",
             "tests/test_auth.py",
+            "tests/test_password_reset.py",
             "tests/test_users.py",
         ),
         tables=frozenset({"users", "items", "refresh_tokens", "audit_events"}),
-        dependencies=frozenset({"limits", "pwdlib", "pyjwt"}),
+        dependencies=frozenset({"aiosmtplib", "limits", "pwdlib", "pyjwt"}),
         readme=(
             "with JWT authentication",
             "Authorization: Bearer <token>",
             "uv run python -m my_service create-superuser",
             "FIRST_SUPERUSER_EMAIL",
             "`GET /api/v1/users`",
+            "`POST /api/v1/auth/password-recovery`",
+            "SMTP_HOST",
         ),
         auth_paths=frozenset(
             {
@@ -65,6 +71,8 @@ STYLES = [
                 "/api/v1/auth/login",
                 "/api/v1/auth/refresh",
                 "/api/v1/auth/logout",
+                "/api/v1/auth/password-recovery",
+                "/api/v1/auth/reset-password",
                 "/api/v1/users",
                 "/api/v1/users/me",
             }
