@@ -219,7 +219,15 @@ def test_the_dependencies_are_the_styles_own(project: Path, style: Style) -> Non
     names = {
         re.split(r"[\[<>=]", dependency)[0] for dependency in pyproject["project"]["dependencies"]
     }
-    every_style = {"alembic", "aiosqlite", "fastapi", "pydantic-settings", "sqlalchemy", "sqlmodel"}
+    every_style = {
+        "alembic",
+        "aiosqlite",
+        "fastapi",
+        "pydantic-settings",
+        "sqlalchemy",
+        "sqlmodel",
+        "structlog",
+    }
     assert names == every_style | style.dependencies
 
 
