@@ -7,6 +7,7 @@ slow         install the rendered service and run its tools, suite and server; m
 import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_copie.plugin import Copie
@@ -69,13 +70,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     _fuzz_timings(terminalreporter)
 
 
-def _fuzz_timings(terminalreporter: pytest.TerminalReporter) -> None:
-    rows = [
+def _recorded(terminalreporter: pytest.TerminalReporter, property_name: str) -> list[Any]:
+    """The values that finished tests recorded under `property_name` (record_property)."""
+    return [
         value
         for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
         for name, value in report.user_properties
-        if name == "fuzz_seconds"
+        if name == property_name
     ]
+
+
+def _fuzz_timings(terminalreporter: pytest.TerminalReporter) -> None:
+    rows = _recorded(terminalreporter, "fuzz_seconds")
     if rows:
         terminalreporter.section("fuzz: schemathesis, seconds per case")
         for row in sorted(rows, key=lambda row: row["case"]):
@@ -87,12 +93,7 @@ def _fuzz_timings(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def _worker_figures(terminalreporter: pytest.TerminalReporter) -> None:
-    rows = [
-        value
-        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
-        for name, value in report.user_properties
-        if name == "worker_figures"
-    ]
+    rows = _recorded(terminalreporter, "worker_figures")
     if rows:
         terminalreporter.section("workers: fastapi run --workers 4, integration concurrency")
         for row in sorted(rows, key=lambda row: (row["database"], row.get("redis", False))):
