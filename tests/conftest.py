@@ -5,6 +5,7 @@ slow         install the rendered service and run its tools, suite and server; m
 """
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,11 +63,19 @@ def package_manager_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return link_tools(tmp_path_factory.mktemp("tools"))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist, hand out the slow tests first: the quick ones then fill the workers'
+    last minutes, instead of one worker running a long test alone at the end."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Time per package manager, from the slow README test, the figures of the multi-worker
-    test, and the time of each fuzzed case (also under xdist)."""
+    and flood tests, and the time of each fuzzed case (also under xdist)."""
     _package_manager_timings(terminalreporter)
     _worker_figures(terminalreporter)
+    _flood_figures(terminalreporter)
     _fuzz_timings(terminalreporter)
 
 
@@ -89,6 +98,18 @@ def _fuzz_timings(terminalreporter: pytest.TerminalReporter) -> None:
                 f"{row['case']:>18}: install {row['install']:5.1f}  fuzz {row['fuzz']:5.1f} "
                 f"(CPU {row['cpu']:5.1f})  total {row['install'] + row['fuzz']:5.1f}  "
                 f"({row['cases']} test cases)"
+            )
+
+
+def _flood_figures(terminalreporter: pytest.TerminalReporter) -> None:
+    rows = _recorded(terminalreporter, "flood")
+    if rows:
+        terminalreporter.section("flood: items list latency, idle and under 50 bad logins")
+        for row in sorted(rows, key=lambda row: row["database"]):
+            terminalreporter.write_line(
+                f"{row['database']:>18}: idle p50 {row['idle p50 ms']} ms, "
+                f"p99 {row['idle p99 ms']} ms; flooded p50 {row['flooded p50 ms']} ms, "
+                f"p99 {row['flooded p99 ms']} ms; {row['bad logins answered']} bad logins"
             )
 
 

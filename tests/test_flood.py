@@ -156,6 +156,7 @@ def test_fifty_concurrent_bad_logins_leave_the_items_list_fast(
             flood.turn_off()
 
     figures = {
+        "database": database,
         "idle p50 ms": _ms(statistics.median(idle)),
         "idle p99 ms": _ms(_p99(idle)),
         "flooded p50 ms": _ms(statistics.median(flooded)),

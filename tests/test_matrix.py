@@ -97,14 +97,19 @@ VARIANTS = [
     and combination[2] in _built_choices("package_manager")
 ]
 # The slow layer installs and runs a render's own suite: every variant without Redis; with
-# Redis, every database x auth style on uv, and each other package manager once.
+# Redis, every database x auth style on uv, and each other package manager once (each with
+# another database and auth style).
+REDIS_ELSEWHERE = {
+    ("postgresql", "jwt", "poetry"),
+    ("mysql", "api_key", "pipenv"),
+    ("sqlite", "none", "pip"),
+}
 INSTALLED = [
     variant
     for variant in VARIANTS
     if not variant.redis
     or variant.package_manager == "uv"
-    or (variant.database, variant.auth)
-    in {("postgresql", "jwt"), ("mysql", "api_key"), ("sqlite", "none")}
+    or (variant.database, variant.auth, variant.package_manager) in REDIS_ELSEWHERE
 ]
 
 
@@ -118,6 +123,13 @@ def test_the_table_covers_every_built_choice() -> None:
         assert {variant.database for variant in with_it} == set(_built_choices("database"))
         assert {variant.auth for variant in with_it} == set(_built_choices("auth"))
         assert any(variant.redis for variant in with_it), option
+    with_redis = [variant for variant in INSTALLED if variant.redis]
+    assert {variant.package_manager for variant in with_redis} == set(
+        _built_choices("package_manager")
+    )
+    assert {(v.database, v.auth) for v in with_redis if v.package_manager == "uv"} == set(
+        itertools.product(_built_choices("database"), _built_choices("auth"))
+    )
     for question, listed in [
         ("database", DATABASES),
         ("auth", AUTHS),
@@ -127,6 +139,15 @@ def test_the_table_covers_every_built_choice() -> None:
 
 
 # ----------------------------------------------------------------- fast layer ---
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for all the renders a test process checks (each xdist worker has its
+    own). Mypy rechecks every file whose path or content differs from the cached one, and
+    every file whose imports changed: only the libraries' analysis is shared, which is most
+    of the time of a strict check."""
+    return tmp_path_factory.mktemp("mypy-cache")
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +181,7 @@ def lint_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=str)
 def test_renders_clean_and_passes_lint_and_strict_types(
-    variant: Variant, tmp_path: Path, lint_python: Path
+    variant: Variant, tmp_path: Path, lint_python: Path, mypy_cache: Path
 ) -> None:
     project = render(tmp_path / "my-service", **variant.answers)
     assert_no_jinja_residue(project)
@@ -169,7 +190,7 @@ def test_renders_clean_and_passes_lint_and_strict_types(
         assert isinstance(yaml.safe_load((project / name).read_text()), dict), name
     run([tool("ruff"), "format", "--check", "."], project)
     run([tool("ruff"), "check", "."], project)
-    mypy = [str(lint_python), "-m", "mypy", "--cache-dir", str(tmp_path / "mypy-cache")]
+    mypy = [str(lint_python), "-m", "mypy", "--cache-dir", str(mypy_cache)]
     run(mypy, project, env={"MYPYPATH": "src"})
 
 
