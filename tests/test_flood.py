@@ -71,7 +71,8 @@ class Flood:
 
     def turn_off(self) -> None:
         """Stop sending, and return once every queued login has been answered."""
-        self._on.clear()
+        with self._lock:
+            self._on.clear()
         self._wait(lambda: self.in_flight == 0)
 
     def _wait(self, condition: Callable[[], bool]) -> None:
@@ -82,9 +83,11 @@ class Flood:
 
     def _flood(self) -> None:
         while not self._stop.is_set():
-            if not self._on.wait(timeout=0.1) or self._stop.is_set():
+            if not self._on.wait(timeout=0.1):
                 continue
-            with self._lock:
+            with self._lock:  # turn_off() clears under this lock: no login starts after it
+                if not self._on.is_set() or self._stop.is_set():
+                    continue
                 self.in_flight += 1
             try:
                 # A login waits in the hashing pool's queue as long as its turn takes.
