@@ -1,5 +1,6 @@
 """`package_manager`: uv, Poetry, Pipenv and pip declare the same dependencies, each in its own
-files, and each render's README commands install, test and serve it.
+files, and each render's README commands install and serve it (tests/test_matrix.py runs
+its test command, on every variant).
 
 The slow layer follows the rendered README itself: it runs the code blocks after the
 `<!-- install -->`, `<!-- test -->` and `<!-- run -->` markers, so that the README and what
@@ -329,7 +330,7 @@ def _check_requirements_files(project: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("manager", PACKAGE_MANAGERS)
-def test_the_readme_commands_install_test_and_serve_the_service(
+def test_the_readme_commands_install_and_serve_the_service(
     manager: str, tmp_path: Path, package_manager_tools: Path, record_property: Any
 ) -> None:
     timings: dict[str, float] = {}
@@ -346,13 +347,8 @@ def test_the_readme_commands_install_test_and_serve_the_service(
     if manager == "pip":
         _check_requirements_files(project)
 
-    with _timed(timings, "test"):
-        result = run(["bash", "-ec", readme_block(readme, "test")], project, env=env)
-    summary = re.search(r"(\d+) passed", result.stdout)
-    assert summary is not None, result.stdout
-    assert int(summary.group(1)) >= 80
-    assert "failed" not in result.stdout.splitlines()[-1]
-    assert "Required test coverage of 90% reached" in result.stdout
+    # The README's test block: tests/test_matrix.py runs it on this very render (the
+    # defaults, with each manager), and on every other variant.
 
     port = free_port()
     log_path = tmp_path / "server.log"
