@@ -7,6 +7,7 @@ slow         install the rendered service and run its tools, suite and server; m
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -70,75 +71,76 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+def _fuzz_line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['case']:>18}: install {row['install']:5.1f}  fuzz {row['fuzz']:5.1f} "
+        f"(CPU {row['cpu']:5.1f})  total {row['install'] + row['fuzz']:5.1f}  "
+        f"({row['cases']} test cases)"
+    )
+
+
+def _flood_line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['database']:>18}: idle p50 {row['idle p50 ms']} ms, "
+        f"p99 {row['idle p99 ms']} ms; flooded p50 {row['flooded p50 ms']} ms, "
+        f"p99 {row['flooded p99 ms']} ms; {row['bad logins answered']} bad logins"
+    )
+
+
+def _workers_line(row: dict[str, Any]) -> str:
+    name = row["database"] + (" + redis" if row.get("redis") else "")
+    return (
+        f"{name:>18}: {row['clients']} clients, {row['requests']} requests "
+        f"in {row['seconds']:.1f} s, {row['throughput']:.0f} req/s, "
+        f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
+        f"max {row['max_ms']:.0f} ms, {row['errors']} errors"
+    )
+
+
+def _package_manager_line(row: dict[str, Any]) -> str:
+    steps = {step: seconds for step, seconds in row.items() if step != "manager"}
+    spent = "  ".join(f"{step} {seconds:5.1f}" for step, seconds in steps.items())
+    return f"{row['manager']:>7}: {spent}  total {sum(steps.values()):5.1f}"
+
+
+# The figures that slow tests record (record_property), each shown as a section at the end of
+# the run, also under xdist: (property, section title, sort key, line).
+SUMMARIES: list[
+    tuple[str, str, Callable[[dict[str, Any]], Any], Callable[[dict[str, Any]], str]]
+] = [
+    (
+        "package_manager_timings",
+        "package managers: seconds per step",
+        itemgetter("manager"),
+        _package_manager_line,
+    ),
+    (
+        "worker_figures",
+        "workers: fastapi run --workers 4, integration concurrency",
+        lambda row: (row["database"], row.get("redis", False)),
+        _workers_line,
+    ),
+    (
+        "flood",
+        "flood: items list latency, idle and under 50 bad logins",
+        itemgetter("database"),
+        _flood_line,
+    ),
+    ("fuzz_seconds", "fuzz: schemathesis, seconds per case", itemgetter("case"), _fuzz_line),
+]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Time per package manager, from the slow README test, the figures of the multi-worker
-    and flood tests, and the time of each fuzzed case (also under xdist)."""
-    _package_manager_timings(terminalreporter)
-    _worker_figures(terminalreporter)
-    _flood_figures(terminalreporter)
-    _fuzz_timings(terminalreporter)
-
-
-def _recorded(terminalreporter: pytest.TerminalReporter, property_name: str) -> list[Any]:
-    """The values that finished tests recorded under `property_name` (record_property)."""
-    return [
-        value
-        for report in terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
-        for name, value in report.user_properties
-        if name == property_name
-    ]
-
-
-def _fuzz_timings(terminalreporter: pytest.TerminalReporter) -> None:
-    rows = _recorded(terminalreporter, "fuzz_seconds")
-    if rows:
-        terminalreporter.section("fuzz: schemathesis, seconds per case")
-        for row in sorted(rows, key=lambda row: row["case"]):
-            terminalreporter.write_line(
-                f"{row['case']:>18}: install {row['install']:5.1f}  fuzz {row['fuzz']:5.1f} "
-                f"(CPU {row['cpu']:5.1f})  total {row['install'] + row['fuzz']:5.1f}  "
-                f"({row['cases']} test cases)"
-            )
-
-
-def _flood_figures(terminalreporter: pytest.TerminalReporter) -> None:
-    rows = _recorded(terminalreporter, "flood")
-    if rows:
-        terminalreporter.section("flood: items list latency, idle and under 50 bad logins")
-        for row in sorted(rows, key=lambda row: row["database"]):
-            terminalreporter.write_line(
-                f"{row['database']:>18}: idle p50 {row['idle p50 ms']} ms, "
-                f"p99 {row['idle p99 ms']} ms; flooded p50 {row['flooded p50 ms']} ms, "
-                f"p99 {row['flooded p99 ms']} ms; {row['bad logins answered']} bad logins"
-            )
-
-
-def _worker_figures(terminalreporter: pytest.TerminalReporter) -> None:
-    rows = _recorded(terminalreporter, "worker_figures")
-    if rows:
-        terminalreporter.section("workers: fastapi run --workers 4, integration concurrency")
-        for row in sorted(rows, key=lambda row: (row["database"], row.get("redis", False))):
-            name = row["database"] + (" + redis" if row.get("redis") else "")
-            terminalreporter.write_line(
-                f"{name:>18}: {row['clients']} clients, {row['requests']} requests "
-                f"in {row['seconds']:.1f} s, {row['throughput']:.0f} req/s, "
-                f"p50 {row['p50_ms']:.0f} ms, p99 {row['p99_ms']:.0f} ms, "
-                f"max {row['max_ms']:.0f} ms, {row['errors']} errors"
-            )
-
-
-def _package_manager_timings(terminalreporter: pytest.TerminalReporter) -> None:
-    rows = [
-        value
-        for report in terminalreporter.getreports("passed")
-        for name, value in report.user_properties
-        if name == "package_manager_timings"
-    ]
-    if rows:
-        terminalreporter.section("package managers: seconds per step")
-        for row in sorted(rows, key=lambda row: row["manager"]):
-            steps = "  ".join(
-                f"{step} {seconds:5.1f}" for step, seconds in row.items() if step != "manager"
-            )
-            total = sum(seconds for step, seconds in row.items() if step != "manager")
-            terminalreporter.write_line(f"{row['manager']:>7}: {steps}  total {total:5.1f}")
+    """A section for each kind of figure that finished tests recorded."""
+    reports = terminalreporter.getreports("passed") + terminalreporter.getreports("failed")
+    for property_name, title, sort_key, line in SUMMARIES:
+        rows = [
+            value
+            for report in reports
+            for name, value in report.user_properties
+            if name == property_name
+        ]
+        if rows:
+            terminalreporter.section(title)
+            for row in sorted(rows, key=sort_key):
+                terminalreporter.write_line(line(row))

@@ -167,7 +167,6 @@ def test_fifty_concurrent_bad_logins_leave_the_items_list_fast(
         "bad logins answered": sum(flood.statuses.values()),
     }
     record_property("flood", figures)
-    print(f"\nflood [{database}]: {figures}")
     assert statuses == {200: 2 * ROUNDS * READS}, (statuses, served.log[-3000:])
     assert set(flood.statuses) == {401}, (flood.statuses, served.log[-3000:])
     assert _p99(flooded) <= 3 * _p99(idle), figures
