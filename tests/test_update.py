@@ -391,22 +391,37 @@ def test_switching_the_database_by_update_keeps_the_users_work(
     assert env_values(project)["DB_PORT"] == "3306"
 
 
+# The optional services a user may turn on in a rendered service, with a file each brings.
+OPTIONAL_SERVICES = {
+    "redis": ("core/redis.py", '"redis>='),
+    "sentry": ("core/sentry.py", '"sentry-sdk[fastapi]>='),
+    "metrics": ("core/metrics.py", '"prometheus-client>='),
+}
+
+
 @pytest.mark.slow
-def test_turning_redis_on_by_update_keeps_the_users_work(
+def test_turning_redis_sentry_and_metrics_on_by_update_keeps_the_users_work(
     template_repo: Path, tmp_path: Path, database_server: Callable[[str], DatabaseServer]
 ) -> None:
     project = render_at(template_repo, NEW, tmp_path / "project")
     run([uv(), "sync", "--quiet"], project)
     make_user_edits(project, with_migration=True)
-    update(project, NEW, redis=True)
-    assert yaml.safe_load((project / ".copier-answers.yml").read_text())["redis"] is True
+    update(project, NEW, **dict.fromkeys(OPTIONAL_SERVICES, True))
+    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    assert {name: answers[name] for name in OPTIONAL_SERVICES} == dict.fromkeys(
+        OPTIONAL_SERVICES, True
+    )
     assert conflict_markers(project) == []
     assert rejects(project) == []
     assert_user_edits_survived(project)
-    assert '"redis>=' in (project / "pyproject.toml").read_text()
-    assert (project / PACKAGE / "core/redis.py").is_file()
+    pyproject = (project / "pyproject.toml").read_text()
+    for module, requirement in OPTIONAL_SERVICES.values():
+        assert (project / PACKAGE / module).is_file(), module
+        assert requirement in pyproject, requirement
+    assert (project / "tests/test_sentry.py").is_file()
+    assert (project / "tests/test_metrics.py").is_file()
     assert "redis:" in (project / "compose.yaml").read_text()
-    commit_all(project, "turn Redis on")
+    commit_all(project, "turn Redis, Sentry and metrics on")
     run([uv(), "sync", "--quiet"], project)
     # The suite's Redis tests run against a real server; CI=true makes a missing one fail.
     env = {"REDIS_URL": database_server("redis").url, "CI": "true"}
@@ -415,9 +430,13 @@ def test_turning_redis_on_by_update_keeps_the_users_work(
     assert "skipped" not in result.stdout.splitlines()[-1]
 
     commit_all(project, "lock")
-    update(project, NEW, redis=False)
-    assert not (project / PACKAGE / "core/redis.py").exists()
-    assert "redis" not in (project / "pyproject.toml").read_text()
+    update(project, NEW, **dict.fromkeys(OPTIONAL_SERVICES, False))
+    pyproject = (project / "pyproject.toml").read_text()
+    for module, requirement in OPTIONAL_SERVICES.values():
+        assert not (project / PACKAGE / module).exists(), module
+        assert requirement not in pyproject, requirement
+    assert "redis" not in pyproject
+    assert not (project / "tests/test_sentry.py").exists()
     assert_user_edits_survived(project)
 
 
