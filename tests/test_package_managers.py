@@ -3,8 +3,8 @@ files, and each render's README commands install and serve it (tests/test_matrix
 its test command, on every variant).
 
 The slow layer follows the rendered README itself: it runs the code blocks after the
-`<!-- install -->`, `<!-- test -->` and `<!-- run -->` markers, so that the README and what
-is proven cannot drift apart. The package managers come from the template's own dev
+`<!-- install -->` and `<!-- run -->` markers, so that the README and what is proven cannot
+drift apart. The package managers come from the template's own dev
 dependencies; their download caches are the user's (shared by every render and run).
 """
 

@@ -391,11 +391,12 @@ def test_switching_the_database_by_update_keeps_the_users_work(
     assert env_values(project)["DB_PORT"] == "3306"
 
 
-# The optional services a user may turn on in a rendered service, with a file each brings.
+# The optional services a user may turn on in a rendered service: the module, the
+# requirement and the test file each brings.
 OPTIONAL_SERVICES = {
-    "redis": ("core/redis.py", '"redis>='),
-    "sentry": ("core/sentry.py", '"sentry-sdk[fastapi]>='),
-    "metrics": ("core/metrics.py", '"prometheus-client>='),
+    "redis": ("core/redis.py", '"redis>=', "tests/test_jobs.py"),
+    "sentry": ("core/sentry.py", '"sentry-sdk[fastapi]>=', "tests/test_sentry.py"),
+    "metrics": ("core/metrics.py", '"prometheus-client>=', "tests/test_metrics.py"),
 }
 
 
@@ -415,11 +416,10 @@ def test_turning_redis_sentry_and_metrics_on_by_update_keeps_the_users_work(
     assert rejects(project) == []
     assert_user_edits_survived(project)
     pyproject = (project / "pyproject.toml").read_text()
-    for module, requirement in OPTIONAL_SERVICES.values():
+    for module, requirement, tests in OPTIONAL_SERVICES.values():
         assert (project / PACKAGE / module).is_file(), module
         assert requirement in pyproject, requirement
-    assert (project / "tests/test_sentry.py").is_file()
-    assert (project / "tests/test_metrics.py").is_file()
+        assert (project / tests).is_file(), tests
     assert "redis:" in (project / "compose.yaml").read_text()
     commit_all(project, "turn Redis, Sentry and metrics on")
     run([uv(), "sync", "--quiet"], project)
@@ -432,11 +432,11 @@ def test_turning_redis_sentry_and_metrics_on_by_update_keeps_the_users_work(
     commit_all(project, "lock")
     update(project, NEW, **dict.fromkeys(OPTIONAL_SERVICES, False))
     pyproject = (project / "pyproject.toml").read_text()
-    for module, requirement in OPTIONAL_SERVICES.values():
+    for module, requirement, tests in OPTIONAL_SERVICES.values():
         assert not (project / PACKAGE / module).exists(), module
         assert requirement not in pyproject, requirement
+        assert not (project / tests).exists(), tests
     assert "redis" not in pyproject
-    assert not (project / "tests/test_sentry.py").exists()
     assert_user_edits_survived(project)
 
 
