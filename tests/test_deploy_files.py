@@ -369,7 +369,7 @@ def test_ci_workflow_runs_the_readme_checks_on_the_chosen_python(
         f"{run}mypy",
         f"{run}alembic upgrade head",
         f"{run}alembic check",
-        f"{run}pytest",
+        f"{run}pytest --cov",
         *_served_commands(run),
         'cat "$RUNNER_TEMP/server.log"',
     ]
@@ -467,7 +467,7 @@ def test_image_and_ci_use_the_chosen_python_version(copie: Copie) -> None:
         # actionlint: `runner.tmp` is not a property of the runner context.
         (str(WORKFLOW), "runner.temp", "runner.tmp"),
         # shellcheck through actionlint (SC2086): an unquoted variable.
-        (str(WORKFLOW), "run: uv run pytest", "run: uv run pytest $PYTEST_ARGS"),
+        (str(WORKFLOW), "run: uv run pytest --cov", "run: uv run pytest --cov $PYTEST_ARGS"),
         # shellcheck through actionlint (SC2086), in the update workflow's script.
         (str(UPDATE_WORKFLOW), 'edit "$number"', "edit $number"),
         # The Compose schema: an unknown service key.

@@ -183,11 +183,12 @@ def test_the_readme_and_the_message_after_copy_give_the_same_commands(
     install, run_, test = (readme_block(readme, m) for m in ("install", "run", "test"))
     prefix = RUN_PREFIX[manager]
     assert run_.endswith(f"{prefix}alembic upgrade head && {prefix}fastapi dev"), run_
-    assert test.endswith(f"{prefix}pytest"), test
+    assert test.endswith(f"{prefix}pytest --cov"), test
     if manager == "pipenv":
         assert "PIPENV_VENV_IN_PROJECT=1" in install
     # The table of everyday commands speaks the same tool.
-    assert f"| tests with coverage | `{prefix}pytest` |" in readme
+    assert f"| tests | `{prefix}pytest` |" in readme
+    assert f"| tests with the coverage gate, as CI runs them | `{prefix}pytest --cov` |" in readme
     assert f"| apply migrations | `{prefix}alembic upgrade head` |" in readme
     lock = sorted(LOCK_FILES[manager])[-1]
     assert f"`{lock}`" in readme
