@@ -14,10 +14,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import copier
 import pytest
@@ -105,13 +106,69 @@ def run(
         check=False,
     )
     if completed.returncode != 0:
-        pytest.fail(
-            f"`{' '.join(command)}` exited {completed.returncode} in {cwd}\n"
-            f"--- stdout ---\n{completed.stdout[-20000:]}\n"
-            f"--- stderr ---\n{completed.stderr[-20000:]}",
-            pytrace=False,
-        )
+        _fail_with_output(command, cwd, completed)
     return completed
+
+
+def _fail_with_output(
+    command: Sequence[str], cwd: Path, completed: subprocess.CompletedProcess[str]
+) -> NoReturn:
+    pytest.fail(
+        f"`{' '.join(command)}` exited {completed.returncode} in {cwd}\n"
+        f"--- stdout ---\n{completed.stdout[-20000:]}\n"
+        f"--- stderr ---\n{completed.stderr[-20000:]}",
+        pytrace=False,
+    )
+
+
+# What a package index's hiccup looks like in an install's output: a release the resolver has
+# just seen but the next page served does not list (pipenv looks each package up twice: to
+# lock, then to install), or a dropped or timed-out connection. A defect of the template
+# itself says something else, and is not retried.
+_REGISTRY_HICCUP = re.compile(
+    r"No matching distribution found"
+    r"|Could not find a version that satisfies"
+    r"|Max retries exceeded"
+    r"|Read timed out"
+    r"|Connection (?:reset|refused|aborted)"
+    r"|RemoteDisconnected"
+    r"|HTTP (?:status|error) 5\d\d"
+)
+REGISTRY_RETRY_PAUSE = 30.0
+
+
+def install_with_readme(
+    project: Path, env: Mapping[str, str], timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run the fenced block after `<!-- install -->` in a render's README.
+
+    The install reaches the live package index. If it fails the way an index hiccup does
+    (see `_REGISTRY_HICCUP`), it is run once more after a pause, with a warning that shows the
+    first failure; any other failure, or a second one, fails the test with the whole output.
+    """
+    command = ["bash", "-ec", readme_block((project / "README.md").read_text(), "install")]
+    first = subprocess.run(
+        command,
+        cwd=project,
+        env=child_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if first.returncode == 0:
+        return first
+    output = first.stdout + first.stderr
+    hiccup = _REGISTRY_HICCUP.search(output)
+    if hiccup is None:
+        _fail_with_output(command, project, first)
+    warnings.warn(
+        f"the install in {project.name} failed on the package index ({hiccup.group(0)!r}); "
+        f"retrying once in {REGISTRY_RETRY_PAUSE:.0f} s. Its output ended:\n{output[-3000:]}",
+        stacklevel=2,
+    )
+    time.sleep(REGISTRY_RETRY_PAUSE)
+    return run(command, project, env=env, timeout=timeout)
 
 
 def run_failing(
@@ -381,7 +438,7 @@ def install_and_test_with_readme(
     the tests cannot drift apart. Fails unless the suite passes with its coverage gate."""
     readme = (project / "README.md").read_text()
     full_env = {**tools_environment(tools_dir), **(env or {})}
-    run(["bash", "-ec", readme_block(readme, "install")], project, env=full_env)
+    install_with_readme(project, full_env)
     result = run(["bash", "-ec", readme_block(readme, "test")], project, env=full_env)
     last_line = result.stdout.strip().splitlines()[-1]
     passed = re.search(r"(\d+) passed", last_line)

@@ -29,6 +29,7 @@ from harness import (
     TEMPLATE_ROOT,
     call,
     free_port,
+    install_with_readme,
     readme_block,
     render,
     run,
@@ -341,7 +342,7 @@ def test_the_readme_commands_install_and_serve_the_service(
     readme = (project / "README.md").read_text()
 
     with _timed(timings, "install"):
-        run(["bash", "-ec", readme_block(readme, "install")], project, env=env)
+        install_with_readme(project, env)
     for name in LOCK_FILES[manager]:
         assert (project / name).is_file(), f"the first install did not write {name}"
     assert (project / ".venv").is_dir(), "the environment must live in the project's .venv"

@@ -21,6 +21,7 @@ from servers import DatabaseServer
 from harness import (
     call,
     free_port,
+    install_with_readme,
     login,
     readme_block,
     render,
@@ -73,7 +74,7 @@ def test_the_readme_starts_the_app_and_a_worker_that_runs_its_jobs(
     readme = (project / "README.md").read_text()
     redis_url = _fresh_redis_database(database_server("redis"), 1)
     env = {**tools_environment(package_manager_tools), "REDIS_URL": redis_url}
-    run(["bash", "-ec", readme_block(readme, "install")], project, env=env)
+    install_with_readme(project, env)
 
     port = free_port()
     base = f"http://127.0.0.1:{port}"
