@@ -94,20 +94,30 @@ def run(
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in a render; on failure, fail the test with the command's whole output."""
+    completed = _execute(command, cwd, env=env, timeout=timeout)
+    if completed.returncode != 0:
+        _fail_with_output(command, cwd, completed)
+    return completed
+
+
+def _execute(
+    command: Sequence[str],
+    cwd: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a render, capturing its output, whatever its exit code."""
     # The render's tools must use the render's own environment, not the template's.
-    full_env = child_env(env)
-    completed = subprocess.run(
+    return subprocess.run(
         list(command),
         cwd=cwd,
-        env=full_env,
+        env=child_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
-    if completed.returncode != 0:
-        _fail_with_output(command, cwd, completed)
-    return completed
 
 
 def _fail_with_output(
@@ -147,15 +157,7 @@ def install_with_readme(
     first failure; any other failure, or a second one, fails the test with the whole output.
     """
     command = ["bash", "-ec", readme_block((project / "README.md").read_text(), "install")]
-    first = subprocess.run(
-        command,
-        cwd=project,
-        env=child_env(env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    first = _execute(command, project, env=env, timeout=timeout)
     if first.returncode == 0:
         return first
     output = first.stdout + first.stderr
@@ -175,10 +177,7 @@ def run_failing(
     command: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a command that must fail; return its output for the test to inspect."""
-    full_env = child_env(env)
-    completed = subprocess.run(
-        list(command), cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
-    )
+    completed = _execute(command, cwd, env=env)
     assert completed.returncode != 0, f"`{' '.join(command)}` succeeded:\n{completed.stdout}"
     return completed
 
