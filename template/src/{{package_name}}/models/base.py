@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -66,6 +66,45 @@ class UTCDateTime(TypeDecorator[datetime]):
             msg = f"unexpected timestamp value {value!r}"
             raise TypeError(msg)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ExactText(TypeDecorator[str]):
+    """Text that the database compares byte for byte, with no padding, on every database.
+
+    PostgreSQL and SQLite compare VARCHAR exactly. MySQL and MariaDB compare it through a
+    collation: under `utf8mb4_*_ci`, "vïctim@corp.org" equals "victim@corp.org ", and even
+    `utf8mb4_bin` ignores trailing spaces. There the column is VARBINARY (4 bytes for each
+    character of `length`, UTF-8), which compares bytes and pads nothing, on both servers.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in {"mysql", "mariadb"}:
+            return dialect.type_descriptor(mysql.VARBINARY(self.length * 4))
+        return dialect.type_descriptor(self.impl_instance)
+
+    # Only VARBINARY takes and gives bytes: elsewhere, no Python call per value.
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name not in {"mysql", "mariadb"}:
+            return None
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name not in {"mysql", "mariadb"}:
+            return None
+        return super().result_processor(dialect, coltype)
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else value.encode()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return value.decode() if isinstance(value, bytes) else value
 
 
 def refuse_unstorable(value: object) -> object:
