@@ -13,6 +13,7 @@ import copier
 import jinja2
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from harness import TEMPLATE_ROOT, assert_no_jinja_residue, exercise_jwt_api, render, run, serve, uv
 
@@ -157,3 +158,22 @@ def test_a_misspelt_variable_fails_the_render_and_names_it(
             quiet=True,
         )
     assert not destination.exists()  # nothing half-rendered is left behind
+
+
+# Releases with a published vulnerability that the rendered service's code path reaches: no
+# declared dependency may admit them.
+VULNERABLE = {"pyjwt": ["2.10.0"]}  # CVE-2024-53861: a partial match of the issuer passed
+
+
+def test_no_dependency_admits_a_release_with_a_known_vulnerability(
+    default_project: Path,
+) -> None:
+    pyproject = tomllib.loads((default_project / "pyproject.toml").read_text())
+    declared = {
+        (requirement := Requirement(line)).name.lower(): requirement.specifier
+        for line in pyproject["project"]["dependencies"]
+    }
+    for name, releases in VULNERABLE.items():
+        assert name in declared, f"{name} is no longer a dependency: drop it from VULNERABLE"
+        admitted = [release for release in releases if declared[name].contains(release)]
+        assert not admitted, f"{name}{declared[name]} admits {admitted}"

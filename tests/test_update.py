@@ -17,7 +17,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,9 +25,9 @@ import copier
 import pytest
 import yaml
 from copier.errors import TaskError
-from servers import DatabaseServer, _postgres_bindir
+from servers import DatabaseServer
 
-from harness import TEMPLATE_ROOT, call, run, serve, uv
+from harness import TEMPLATE_ROOT, run, uv
 
 OLD, NEW, PATCH = "1.0.0", "1.1.0", "1.1.1"
 # The template's own files; everything else in this repository is not part of a version.
@@ -727,156 +726,3 @@ def test_the_template_update_workflow_opens_one_issue_then_keeps_it_up_to_date(
 
 
 # ------------------------------------------------------------------ releases ---
-
-# The commit released as 1.0.0 (CHANGELOG.md). Services rendered from it have applied its
-# migrations, so its revision files never change again; later schema changes come as new
-# revisions, and an update from it must keep a service's data.
-RELEASED = {"1.0.0": "7474d70c7442b0fb7874afcb67b5e0723248b742"}
-REVISIONS = "template/migrations/versions"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def _require_history(commit: str) -> None:
-    """Skip (fail in CI) when this clone cannot show a released commit."""
-    found = subprocess.run(
-        ["git", "cat-file", "-e", f"{commit}^{{commit}}"],
-        cwd=TEMPLATE_ROOT,
-        capture_output=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        reason = (
-            f"the released commit {commit} is not in this clone's history (a shallow "
-            "clone?): fetch it, e.g. `git fetch --unshallow`"
-        )
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true: the release checks must run)", pytrace=False)
-        pytest.skip(reason)
-
-
-@pytest.mark.parametrize("version", list(RELEASED))
-def test_released_migration_revisions_never_change(version: str) -> None:
-    commit = RELEASED[version]
-    _require_history(commit)
-    released = git(TEMPLATE_ROOT, "ls-tree", "-r", "--name-only", commit, "--", REVISIONS)
-    paths = released.splitlines()
-    assert paths, f"{version} ({commit}) has no revision files under {REVISIONS}"
-    changed = []
-    for path in paths:
-        shown = subprocess.run(
-            ["git", "show", f"{commit}:{path}"], cwd=TEMPLATE_ROOT, capture_output=True
-        )
-        assert shown.returncode == 0, shown.stderr
-        current = TEMPLATE_ROOT / path
-        if not current.is_file() or current.read_bytes() != shown.stdout:
-            changed.append(path)
-    assert not changed, (
-        f"revision files released in {version} were changed or removed: {changed}. "
-        "Services have applied them already; add a new revision instead."
-    )
-
-
-def _exercise_and_keep(base: str) -> tuple[str, dict[str, Any]]:
-    """A user and an item, written through the API; returns the password and the item."""
-    credentials = {"email": "kept@example.com", "password": "a long enough password"}
-    assert call(base, "POST", "/api/v1/auth/register", json_body=credentials)[0] == 201
-    token = _login(base, credentials["password"])
-    status, _, item = call(base, "POST", "/api/v1/items", json_body={"title": "kept"}, token=token)
-    assert status == 201, item
-    return credentials["password"], item
-
-
-def _login(base: str, password: str) -> str:
-    form = {"username": "kept@example.com", "password": password}
-    status, _, tokens = call(base, "POST", "/api/v1/auth/login", form=form)
-    assert status == 200, tokens
-    return str(tokens["access_token"])
-
-
-def _fresh_postgresql_database(server: DatabaseServer, name: str) -> str:
-    """A new, empty database on the test server; its async URL."""
-    url = urllib.parse.urlsplit(server.url)
-    bindir = _postgres_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL's client programs are not installed")
-    run(
-        [
-            str(bindir / "createdb"),
-            "-h",
-            url.hostname or "",
-            "-p",
-            str(url.port),
-            "-U",
-            url.username or "",
-            name,
-        ],
-        TEMPLATE_ROOT,
-        env={"PGPASSWORD": urllib.parse.unquote(url.password or "")},
-    )
-    return urllib.parse.urlunsplit(url._replace(path=f"/{name}"))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
-@pytest.mark.parametrize("version", list(RELEASED))
-def test_a_service_rendered_from_a_release_updates_and_keeps_its_data(
-    tmp_path: Path,
-    database_server: Callable[[str], DatabaseServer],
-    version: str,
-    database: str,
-) -> None:
-    commit = RELEASED[version]
-    _require_history(commit)
-    project = tmp_path / "my-service"
-    # As a user rendered it: the template at that commit, from this repository's history.
-    copier.run_copy(
-        str(TEMPLATE_ROOT),
-        str(project),
-        data={"project_name": "My Service", "database": database},
-        defaults=True,
-        unsafe=True,
-        vcs_ref=commit,
-        quiet=True,
-    )
-    git(project, "init", "-q", "-b", "main")
-    commit_all(project, f"render {version}")
-    # Copier records `git describe --tags --always`: the tag where there is one.
-    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
-    assert recorded == version or commit.startswith(recorded), recorded
-    if database == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
-    else:
-        url = _fresh_postgresql_database(database_server("postgresql"), "release_update")
-    env = {"DATABASE_URL": url}
-
-    run([uv(), "sync", "--quiet"], project)
-    commit_all(project, "lock")  # uv.lock, as the README asks
-    run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
-    with serve(project, env) as served:
-        password, item = _exercise_and_keep(served.base_url)
-    assert git(project, "status", "--porcelain") == ""
-
-    # Update to this working tree, the way the README says (answers replayed).
-    update(project, "HEAD")
-    assert conflict_markers(project) == []
-    assert rejects(project) == []
-    answers = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    assert answers["database"] == database
-    if database == "postgresql":
-        values = env_values(project)  # compose's db service has what it needs
-        assert values["DB_SUPERUSER_PASSWORD"] != values["DB_PASSWORD"]
-    commit_all(project, "update from the template")
-
-    run([uv(), "sync", "--quiet"], project)
-    run([uv(), "run", "alembic", "upgrade", "head"], project, env=env)
-    run([uv(), "run", "alembic", "check"], project, env=env)
-    with serve(project, env) as served:
-        token = _login(served.base_url, password)
-        status, _, listing = call(served.base_url, "GET", "/api/v1/items", token=token)
-    assert status == 200, listing
-    assert listing["count"] == 1
-    assert [row["id"] for row in listing["data"]] == [item["id"]]
-    assert listing["data"][0]["title"] == "kept"
