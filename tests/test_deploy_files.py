@@ -288,6 +288,32 @@ def test_compose_runs_migrations_then_serves_with_data_in_a_volume(docker_and_ci
         assert key in healthcheck, key
 
 
+def _seconds(duration: str) -> int:
+    """A compose duration such as "40s" or "1m30s", in seconds."""
+    parts = re.fullmatch(r"(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert parts is not None, duration
+    hours, minutes, seconds = (int(part or 0) for part in parts.groups())
+    return (hours * 60 + minutes) * 60 + seconds
+
+
+def test_compose_waits_for_the_job_worker_longer_than_its_shutdown_grace(copie: Copie) -> None:
+    """On SIGTERM the worker gives its jobs in flight WORKER_SHUTDOWN_GRACE_SECONDS; compose
+    must not SIGKILL it before then, with room to cancel what is left and exit."""
+    project = _render(copie, redis=True, docker=True)
+    check_schema("vendor.compose-spec", project / "compose.yaml")
+    worker = yaml.safe_load((project / "compose.yaml").read_text())["services"]["worker"]
+    assert worker["command"] == ["python", "-m", "my_service", "worker"]
+    example = (project / ".env.example").read_text()
+    documented = re.search(r"^# WORKER_SHUTDOWN_GRACE_SECONDS=(\d+)$", example, re.MULTILINE)
+    assert documented is not None, "WORKER_SHUTDOWN_GRACE_SECONDS is not in .env.example"
+    config = (project / "src/my_service/core/config.py").read_text()
+    default = re.search(r"worker_shutdown_grace_seconds: int = Field\(default=(\d+),", config)
+    assert default is not None
+    grace = int(default.group(1))
+    assert int(documented.group(1)) == grace
+    assert _seconds(worker["stop_grace_period"]) >= grace + 5, worker
+
+
 def test_readme_documents_docker(each_manager: tuple[str, Path]) -> None:
     manager, project = each_manager
     readme = (project / "README.md").read_text()
