@@ -145,7 +145,8 @@ def test_a_service_rendered_from_a_release_updates_and_keeps_its_data(
     if database == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
     else:
-        url = _fresh_postgresql_database(database_server("postgresql"), "release_update")
+        name = f"release_update_{version.replace('.', '_')}"
+        url = _fresh_postgresql_database(database_server("postgresql"), name)
     env = {"DATABASE_URL": url}
 
     run([uv(), "sync", "--quiet"], project)
