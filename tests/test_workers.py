@@ -82,4 +82,7 @@ def test_four_workers_serve_200_concurrent_clients_without_an_error(
     assert len(workers) == WORKERS, served.log[-5000:]
     lines = [json.loads(line) for line in served.log.splitlines() if line.startswith("{")]
     errors = [line for line in lines if line["level"] == "ERROR" or line.get("status", 0) >= 500]
-    assert not errors, errors[:5]
+    assert not errors, [
+        (line.get("logger"), line.get("message"), line.get("exception", "")[-600:])
+        for line in errors[:5]
+    ]
