@@ -51,15 +51,16 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def render(destination: Path, **answers: object) -> Path:
-    """Render the working tree of the template (uncommitted changes included) non-interactively."""
+def render(destination: Path, *, vcs_ref: str = "HEAD", **answers: object) -> Path:
+    """Render the template non-interactively: by default its working tree (uncommitted
+    changes included), or the commit `vcs_ref` of this repository's history."""
     copier.run_copy(
         str(TEMPLATE_ROOT),
         str(destination),
         data={**DEFAULT_ANSWERS, **answers},
         defaults=True,
         unsafe=True,
-        vcs_ref="HEAD",
+        vcs_ref=vcs_ref,
         quiet=True,
     )
     return destination

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import copier
 import pytest
 import yaml
 from servers import DatabaseServer, _postgres_bindir
 from test_update import commit_all, conflict_markers, env_values, git, rejects, update
 
-from harness import TEMPLATE_ROOT, call, run, run_failing, serve, uv
+from harness import TEMPLATE_ROOT, call, render, run, run_failing, serve, uv
 
 # The commits released (CHANGELOG.md). Services rendered from them have applied their
 # migrations, so their revision files never change again; later schema changes come as new
@@ -128,15 +127,7 @@ def test_a_service_rendered_from_a_release_updates_and_keeps_its_data(
     _require_history(commit)
     project = tmp_path / "my-service"
     # As a user rendered it: the template at that commit, from this repository's history.
-    copier.run_copy(
-        str(TEMPLATE_ROOT),
-        str(project),
-        data={"project_name": "My Service", "database": database},
-        defaults=True,
-        unsafe=True,
-        vcs_ref=commit,
-        quiet=True,
-    )
+    render(project, vcs_ref=commit, database=database)
     git(project, "init", "-q", "-b", "main")
     commit_all(project, f"render {version}")
     # Copier records `git describe --tags --always`: the tag where there is one.
